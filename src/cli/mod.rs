@@ -1,0 +1,317 @@
+//! The command line: argument parsing, human and JSON output, progress, exit codes.
+//!
+//! Invariant: this is the only module that prints.
+
+mod progress;
+
+use crate::pipeline::{self, BuildSummary, Plan, Resolution, Unsolvable};
+use crate::report::Reporter;
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Build systemd system extension images from openSUSE rpm-md repositories, without root,
+/// zypper or rpm.
+#[derive(Parser, Debug)]
+#[command(name = "elsx", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More log output (-v: every package; -vv: debugging)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print the result as JSON on stdout
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build the extension image a recipe describes
+    Build {
+        /// A recipe (*.toml)
+        path: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        /// Keep files that exist in the base with other content (mkosi drops them)
+        #[arg(long)]
+        keep_changed: bool,
+    },
+    /// Print the packages of the base and of the extension, without downloading any payload
+    Resolve {
+        /// A recipe (*.toml)
+        path: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// Where images go (default: out/ beside the recipe)
+    #[arg(short = 'o', long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+    /// Downloaded metadata and packages (default: $XDG_CACHE_HOME/elsx)
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Use the cache only; never download
+    #[arg(long)]
+    offline: bool,
+    /// Worker threads (default: the number of CPUs)
+    #[arg(short, long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Replace https://download.opensuse.org in every openSUSE definition with URL
+    #[arg(long, value_name = "URL")]
+    mirror: Option<String>,
+    /// Point repository NAME at URL (defines NAME if no definition has it); repeatable
+    #[arg(long = "repo", value_name = "NAME=URL", value_parser = parse_repo)]
+    repos: Vec<(String, String)>,
+    /// Read more .repo definitions from DIR; repeatable
+    #[arg(long = "repos-dir", value_name = "DIR")]
+    repos_dirs: Vec<PathBuf>,
+}
+
+fn parse_repo(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, u)) if !n.is_empty() && !u.is_empty() => Ok((n.to_owned(), u.to_owned())),
+        _ => Err(format!("expected NAME=URL, got {s:?}")),
+    }
+}
+
+impl Common {
+    fn options(&self, keep_changed: bool) -> Result<pipeline::Options> {
+        let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.is_empty() => Some(v.trim().parse().map_err(|_| {
+                anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
+            })?),
+            _ => None,
+        };
+        Ok(pipeline::Options {
+            output_dir: self.output_dir.clone(),
+            cache_dir: self
+                .cache_dir
+                .clone()
+                .unwrap_or_else(crate::cache::Cache::default_dir),
+            offline: self.offline,
+            jobs: self
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            mirror: self.mirror.clone(),
+            repos: self.repos.clone(),
+            repos_dirs: self.repos_dirs.clone(),
+            source_date_epoch,
+            keep_changed,
+        })
+    }
+}
+
+/// Runs the command line and returns the process exit code: 0 ok, 1 "the answer is no", 2 error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            let no = e.downcast_ref::<Unsolvable>().is_some();
+            let mut msg = format!("error: {e}");
+            for cause in e.chain().skip(1) {
+                msg.push_str(&format!("\n  caused by: {cause}"));
+            }
+            eprintln!("{msg}");
+            if let Some(h) = hint(&e) {
+                eprintln!("hint: {h}");
+            }
+            ExitCode::from(if no { 1 } else { 2 })
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    let text = format!("{e:#}");
+    if text.contains("is not defined (known:") {
+        Some(
+            "define it in a .repo file (--repos-dir DIR or [repos] files), or pass --repo NAME=URL",
+        )
+    } else if text.contains("Connection refused")
+        || text.contains("dns error")
+        || text.contains("error sending request")
+    {
+        Some(
+            "check the URL, or point the repository elsewhere with --repo NAME=URL or --mirror URL",
+        )
+    } else if text.contains("--offline") {
+        Some("run once without --offline to fill the cache")
+    } else if e.downcast_ref::<Unsolvable>().is_some() {
+        Some("check the package names, or add the repository that provides what is missing")
+    } else {
+        None
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn,elsx=info",
+            1 => "info",
+            _ => "debug",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ELSX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+fn reporter(cli: &Cli) -> Box<dyn Reporter> {
+    if !cli.quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
+        Box::new(progress::Bars::new())
+    } else {
+        Box::new(progress::Log {
+            verbose: cli.verbose > 0 && !cli.quiet,
+        })
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Build {
+            path,
+            common,
+            keep_changed,
+        } => {
+            let plan = load_plan(path)?;
+            let opts = common.options(*keep_changed)?;
+            let summary = pipeline::build(&plan, &opts, reporter(cli).as_ref())?;
+            print_build(cli, &summary)
+        }
+        Command::Resolve { path, common } => {
+            let plan = load_plan(path)?;
+            let opts = common.options(false)?;
+            let res = pipeline::resolve_only(&plan, &opts, reporter(cli).as_ref())?;
+            print_resolution(cli, &res)
+        }
+    }
+}
+
+fn load_plan(path: &std::path::Path) -> Result<Plan> {
+    if path.is_dir() {
+        bail!(
+            "{}: mkosi configuration directories are not supported yet; pass a recipe (*.toml)",
+            path.display()
+        );
+    }
+    Plan::load(path)
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn nevra(p: &pipeline::PackageInfo) -> String {
+    let e = if p.epoch > 0 {
+        format!("{}:", p.epoch)
+    } else {
+        String::new()
+    };
+    format!("{}-{e}{}-{}.{}", p.name, p.version, p.release, p.arch)
+}
+
+fn print_build(cli: &Cli, s: &BuildSummary) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if cli.json {
+        serde_json::to_writer_pretty(&mut out, s)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let fmt = match s.format {
+        crate::recipe::Format::Squashfs => "squashfs",
+        crate::recipe::Format::Erofs => "erofs",
+    };
+    writeln!(
+        out,
+        "wrote {} ({fmt}, {})",
+        s.image.display(),
+        human_bytes(s.bytes)
+    )?;
+    writeln!(out, "  base:       {} packages", s.packages.base.len())?;
+    let names: Vec<String> = s.packages.extension.iter().map(nevra).collect();
+    writeln!(
+        out,
+        "  extension:  {} packages: {}",
+        names.len(),
+        names.join(", ")
+    )?;
+    let content: u64 = s.bytes;
+    let _ = content;
+    writeln!(
+        out,
+        "  contents:   {} files, {} directories",
+        s.files, s.directories
+    )?;
+    writeln!(
+        out,
+        "  subtracted: {} identical base paths, {} changed base paths dropped, {} paths outside /usr and /opt",
+        s.diff.unchanged,
+        s.diff.changed.len(),
+        s.diff.outside.len()
+    )?;
+    for p in &s.diff.changed {
+        writeln!(out, "    changed, dropped: /{p}")?;
+    }
+    for (pkg, scripts) in &s.skipped_scriptlets {
+        writeln!(out, "  not run:    {} of {pkg}", scripts.join(", "))?;
+    }
+    writeln!(out, "  extension-release:")?;
+    for l in s.extension_release.lines() {
+        writeln!(out, "    {l}")?;
+    }
+    Ok(())
+}
+
+fn print_resolution(cli: &Cli, r: &Resolution) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if cli.json {
+        serde_json::to_writer_pretty(&mut out, r)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    for (label, list) in [("base", &r.base), ("extension", &r.extension)] {
+        writeln!(out, "{label} ({} packages):", list.len())?;
+        for p in list {
+            writeln!(out, "  {}  [{}]", nevra(p), p.repo)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Recipes (`*.toml`): the native description of a sysext build.
+//!
+//! Contract: [`parse`] takes the text and the file name and does no I/O; unknown keys are
+//! errors naming the file and line.
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Recipe {
+    pub extension: Extension,
+    #[serde(default)]
+    pub repos: Repos,
+    #[serde(default)]
+    pub base: Base,
+    #[serde(default)]
+    pub packages: Packages,
+    #[serde(default)]
+    pub content: Content,
+    #[serde(default)]
+    pub output: Output,
+}
+
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Extension {
+    /// SYSEXT_ID, and the image name unless `output.name` says otherwise.
+    pub name: String,
+    /// SYSEXT_VERSION_ID.
+    pub version: Option<String>,
+    /// ID= in extension-release; default: the base's os-release ID, else `_any`.
+    pub os_id: Option<String>,
+    /// SYSEXT_LEVEL; default: the base's, if it has one.
+    pub sysext_level: Option<String>,
+    /// SYSEXT_SCOPE; mkosi's default is all three.
+    #[serde(default = "default_scope")]
+    pub scope: Vec<String>,
+    /// EXTENSION_RELOAD_MANAGER=1.
+    #[serde(default)]
+    pub reload_manager: bool,
+    /// rpm architecture to build for; default: this machine's.
+    pub architecture: Option<String>,
+}
+
+fn default_scope() -> Vec<String> {
+    vec!["initrd".into(), "system".into(), "portable".into()]
+}
+
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Repos {
+    /// Aliases of repository definitions (shipped in `repos/`, or from `files`).
+    #[serde(default, rename = "use")]
+    pub use_: Vec<String>,
+    /// Extra `.repo` files, relative to the recipe.
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Base {
+    /// Packages of the base image the extension is subtracted from.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Or an existing base tree, relative to the recipe.
+    pub tree: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Packages {
+    #[serde(default)]
+    pub install: Vec<String>,
+    /// Install Recommends (off, as mkosi does).
+    #[serde(default)]
+    pub recommends: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Content {
+    /// Directories copied over the result, like mkosi.extra, relative to the recipe.
+    #[serde(default)]
+    pub extra: Vec<String>,
+    /// Keep files that exist in the base with other content instead of dropping them.
+    #[serde(default)]
+    pub keep_changed: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Squashfs,
+    Erofs,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Output {
+    #[serde(default)]
+    pub format: Format,
+    /// Image file name without `.raw`; default: the extension name.
+    pub name: Option<String>,
+    /// Wrap the file system in a GPT disk image.
+    #[serde(default)]
+    pub ddi: bool,
+    /// `none`, `hash` or `signed`.
+    pub verity: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct RecipeError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Parses a recipe and checks what serde cannot.
+pub fn parse(text: &str, file: &str) -> Result<Recipe, RecipeError> {
+    let recipe: Recipe = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        RecipeError {
+            file: file.to_owned(),
+            line,
+            column,
+            message: e.message().trim().to_owned(),
+        }
+    })?;
+    let at = |key: &str, message: String| {
+        let (line, column) = text.find(key).map(|o| line_col(text, o)).unwrap_or((1, 1));
+        RecipeError {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    };
+    let name = &recipe.extension.name;
+    if name.is_empty() || name.contains(['/', ' ']) || name.starts_with('.') {
+        return Err(at(
+            "name",
+            format!("extension name {name:?} must be a non-empty file name"),
+        ));
+    }
+    if recipe.base.tree.is_some() && !recipe.base.packages.is_empty() {
+        return Err(at("tree", "[base] takes packages or tree, not both".into()));
+    }
+    if recipe.packages.install.is_empty() && recipe.content.extra.is_empty() {
+        return Err(at("[packages]", "nothing to put in the extension: [packages] install and [content] extra are both empty".into()));
+    }
+    if recipe.output.ddi || recipe.output.verity.as_deref().is_some_and(|v| v != "none") {
+        return Err(at(
+            "[output]",
+            "GPT disk images and dm-verity (ddi, verity) are not implemented yet; use a bare image"
+                .into(),
+        ));
+    }
+    if recipe.output.format == Format::Erofs {
+        return Err(at(
+            "format",
+            "the erofs writer is not implemented yet; use format = \"squashfs\"".into(),
+        ));
+    }
+    Ok(recipe)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_line() {
+        let e = parse(
+            "[extension]\nname = \"t\"\n[packages]\ninstall = [\"a\"]\nbogus = 1\n",
+            "r.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.to_string().starts_with("r.toml:5:"), "{e}");
+        assert!(e.message.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn defaults() {
+        let r = parse(
+            "[extension]\nname = \"t\"\n[packages]\ninstall = [\"a\"]\n",
+            "r.toml",
+        )
+        .unwrap();
+        assert_eq!(r.extension.scope, ["initrd", "system", "portable"]);
+        assert_eq!(r.output.format, Format::Squashfs);
+        assert!(!r.packages.recommends);
+    }
+}

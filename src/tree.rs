@@ -1,0 +1,323 @@
+//! The in-memory file tree every stage passes on: paths relative to the image root.
+//!
+//! Invariant: paths are normalized (`usr/bin/x`, no leading `/`, no `.` or `..` components, no
+//! empty components), so nothing built from a Tree can point outside its root. Every parent
+//! directory of an entry is itself an entry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    /// Regular file; hard links share the same `Arc` (see [`Entry::link_id`]).
+    File(Arc<Vec<u8>>),
+    Symlink(String),
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
+    Fifo,
+    Socket,
+}
+
+impl Kind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Kind::Dir => "directory",
+            Kind::File(_) => "file",
+            Kind::Symlink(_) => "symlink",
+            Kind::CharDevice { .. } => "character device",
+            Kind::BlockDevice { .. } => "block device",
+            Kind::Fifo => "fifo",
+            Kind::Socket => "socket",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: Kind,
+    /// Permission bits including setuid, setgid and sticky (`0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+impl Entry {
+    pub fn dir(mode: u32, mtime: u64) -> Entry {
+        Entry {
+            kind: Kind::Dir,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime,
+            xattrs: BTreeMap::new(),
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, Kind::Dir)
+    }
+
+    /// The same content and metadata, ignoring times.
+    pub fn same_content(&self, other: &Entry) -> bool {
+        self.kind == other.kind
+            && self.mode == other.mode
+            && self.uid == other.uid
+            && self.gid == other.gid
+            && self.xattrs == other.xattrs
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("path {0:?} leaves the image root")]
+    Escapes(String),
+    #[error("path {0:?} is empty")]
+    Empty(String),
+}
+
+/// Normalizes `./usr/bin/x`, `/usr/bin/x` or `usr//bin/x` to `usr/bin/x`; refuses `..`.
+pub fn normalize(path: &str) -> Result<String, PathError> {
+    let mut parts = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err(PathError::Escapes(path.to_owned())),
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        return Err(PathError::Empty(path.to_owned()));
+    }
+    Ok(parts.join("/"))
+}
+
+/// The parent of a normalized path, `None` for a top-level name.
+pub fn parent(path: &str) -> Option<&str> {
+    path.rsplit_once('/').map(|(p, _)| p)
+}
+
+/// A file tree: sorted, so iteration order (and thus every image written from it) is stable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tree {
+    pub entries: BTreeMap<String, Entry>,
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        Tree::default()
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Inserts an entry at a normalized path, creating missing parents as rpm does (0755, root).
+    /// A later entry replaces an earlier one, except that a directory keeps its place when the
+    /// path is already a directory (and takes the new metadata).
+    pub fn insert(&mut self, path: String, entry: Entry) {
+        self.ensure_parents(&path, entry.mtime);
+        self.entries.insert(path, entry);
+    }
+
+    pub fn ensure_parents(&mut self, path: &str, mtime: u64) {
+        let mut p = parent(path);
+        while let Some(dir) = p {
+            if matches!(self.entries.get(dir), Some(e) if e.is_dir()) {
+                break;
+            }
+            self.entries
+                .insert(dir.to_owned(), Entry::dir(0o755, mtime));
+            p = parent(dir);
+        }
+    }
+
+    /// Adds every entry of `other`, later entries winning (how installing packages in order
+    /// layers their files).
+    pub fn merge(&mut self, other: Tree) {
+        for (path, entry) in other.entries {
+            self.insert(path, entry);
+        }
+    }
+
+    /// Follows symlinks inside the tree (never outside it) to the entry a path names.
+    pub fn resolve(&self, path: &str) -> Option<(String, &Entry)> {
+        let mut path = normalize(path).ok()?;
+        for _ in 0..40 {
+            let entry = self.entries.get(&path)?;
+            match &entry.kind {
+                Kind::Symlink(target) => {
+                    let joined = if target.starts_with('/') {
+                        target.clone()
+                    } else {
+                        format!("{}/{}", parent(&path).unwrap_or(""), target)
+                    };
+                    path = normalize_lexically(&joined)?;
+                }
+                _ => return Some((path, entry)),
+            }
+        }
+        None
+    }
+
+    /// Total bytes of regular file contents.
+    pub fn content_bytes(&self) -> u64 {
+        self.entries
+            .values()
+            .map(|e| match &e.kind {
+                Kind::File(d) => d.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Clamps every mtime to `epoch` (SOURCE_DATE_EPOCH).
+    pub fn clamp_mtimes(&mut self, epoch: u64) {
+        for e in self.entries.values_mut() {
+            e.mtime = e.mtime.min(epoch);
+        }
+    }
+}
+
+/// Resolves `..` against the root the way the kernel does for a chroot: it stops at `/`.
+fn normalize_lexically(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_refuses_escapes() {
+        assert_eq!(normalize("./usr/bin/x").unwrap(), "usr/bin/x");
+        assert_eq!(normalize("/usr//bin/./x").unwrap(), "usr/bin/x");
+        assert!(normalize("./usr/../../etc/passwd").is_err());
+        assert!(normalize("./").is_err());
+    }
+
+    #[test]
+    fn insert_creates_parents_and_resolve_follows_links() {
+        let mut t = Tree::new();
+        t.insert(
+            "usr/lib/os-release".into(),
+            Entry {
+                kind: Kind::File(Arc::new(b"ID=x\n".to_vec())),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: 5,
+                xattrs: BTreeMap::new(),
+            },
+        );
+        assert!(t.get("usr").unwrap().is_dir());
+        t.insert(
+            "etc/os-release".into(),
+            Entry {
+                kind: Kind::Symlink("../usr/lib/os-release".into()),
+                ..Entry::dir(0o777, 5)
+            },
+        );
+        assert_eq!(t.resolve("etc/os-release").unwrap().0, "usr/lib/os-release");
+        t.insert(
+            "bad".into(),
+            Entry {
+                kind: Kind::Symlink("../../../../etc/shadow".into()),
+                ..Entry::dir(0o777, 5)
+            },
+        );
+        assert!(t.resolve("bad").is_none());
+    }
+}
+
+/// Reads a directory on disk into a tree (for extra trees and existing base trees). Symlinks are
+/// recorded, never followed.
+pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut t = Tree::new();
+    for item in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let item = item.map_err(|e| {
+            let path = e
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            std::io::Error::other(format!("{path}: {e}"))
+        })?;
+        let rel = item
+            .path()
+            .strip_prefix(root)
+            .expect("walkdir stays below its root");
+        let rel = rel.to_str().ok_or_else(|| {
+            std::io::Error::other(format!("{}: not UTF-8", item.path().display()))
+        })?;
+        let md = item
+            .path()
+            .symlink_metadata()
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", item.path().display())))?;
+        let ft = md.file_type();
+        let kind = if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_symlink() {
+            Kind::Symlink(
+                fs_err::read_link(item.path())?
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        } else if ft.is_file() {
+            Kind::File(Arc::new(fs_err::read(item.path())?))
+        } else if ft.is_char_device() || ft.is_block_device() {
+            let rdev = md.rdev();
+            let (major, minor) = (
+                ((rdev >> 8) & 0xfff) as u32,
+                ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as u32,
+            );
+            if ft.is_char_device() {
+                Kind::CharDevice { major, minor }
+            } else {
+                Kind::BlockDevice { major, minor }
+            }
+        } else if ft.is_fifo() {
+            Kind::Fifo
+        } else {
+            Kind::Socket
+        };
+        t.entries.insert(
+            rel.to_owned(),
+            Entry {
+                kind,
+                mode: md.mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
+                mtime: md.mtime().max(0) as u64,
+                xattrs: BTreeMap::new(),
+            },
+        );
+    }
+    Ok(t)
+}

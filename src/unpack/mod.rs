@@ -1,0 +1,263 @@
+//! RPM payloads to [`Tree`]s: the header (via the `rpm` crate) gives names, modes, owners and
+//! link targets; the cpio stream (read here, see [`cpio`]) gives the contents.
+//!
+//! Invariant: every path goes through [`tree::normalize`], so no package can place anything
+//! outside the tree, whatever its payload says.
+
+pub mod caps;
+pub mod cpio;
+
+use crate::compress::Codec;
+use crate::tree::{self, Entry, Kind, Tree};
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A single file in a package may not exceed this (rpm's own limit for newc is 4 GiB).
+const MAX_FILE: u64 = 4 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid RPM header: {message}")]
+    Header { path: PathBuf, message: String },
+    #[error("{path}: unsupported payload compressor {name:?}")]
+    Compressor { path: PathBuf, name: String },
+    #[error("{path}: {source}")]
+    Cpio {
+        path: PathBuf,
+        source: cpio::CpioError,
+    },
+    #[error("{path}: payload entry {entry:?}: {source}")]
+    Path {
+        path: PathBuf,
+        entry: String,
+        source: tree::PathError,
+    },
+    #[error("{path}: {entry:?} is listed in the header but missing from the payload")]
+    Missing { path: PathBuf, entry: String },
+}
+
+/// Ids from a tree's `etc/passwd` and `etc/group`; `root` (0) for names they do not list.
+#[derive(Default, Clone, Debug)]
+pub struct IdMap {
+    users: HashMap<String, u32>,
+    groups: HashMap<String, u32>,
+}
+
+impl IdMap {
+    pub fn from_tree(t: &Tree) -> IdMap {
+        let table = |path: &str| -> HashMap<String, u32> {
+            let Some((
+                _,
+                Entry {
+                    kind: Kind::File(d),
+                    ..
+                },
+            )) = t.resolve(path)
+            else {
+                return HashMap::new();
+            };
+            String::from_utf8_lossy(d)
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split(':');
+                    let name = f.next()?;
+                    let id = f.nth(1)?.parse().ok()?;
+                    Some((name.to_owned(), id))
+                })
+                .collect()
+        };
+        IdMap {
+            users: table("etc/passwd"),
+            groups: table("etc/group"),
+        }
+    }
+}
+
+impl IdMap {
+    pub fn uid(&self, user: &str) -> u32 {
+        self.users.get(user).copied().unwrap_or(0)
+    }
+    pub fn gid(&self, group: &str) -> u32 {
+        self.groups.get(group).copied().unwrap_or(0)
+    }
+}
+
+impl IdMap {
+    /// Gives the entries listed in `owners` the ids their names have in this map.
+    pub fn apply(&self, t: &mut Tree, owners: &[Owner]) {
+        for o in owners {
+            if let Some(e) = t.entries.get_mut(&o.path) {
+                e.uid = self.uid(&o.user);
+                e.gid = self.gid(&o.group);
+            }
+        }
+    }
+}
+
+/// A path whose owner or group is not root, by name: ids are only known once the base tree's
+/// `etc/passwd` and `etc/group` are there.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Owner {
+    pub path: String,
+    pub user: String,
+    pub group: String,
+}
+
+/// What unpacking found besides the files, for the build report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Unpacked {
+    /// Scriptlets the package carries, which elsx does not run (`%post`, `%posttrans`, ...).
+    pub skipped_scriptlets: Vec<String>,
+    /// Entries not owned by root:root.
+    pub owners: Vec<Owner>,
+}
+
+/// Reads the RPM at `path` into a tree (owners are root until [`IdMap::apply`]).
+pub fn unpack_file(path: &Path) -> Result<(Tree, Unpacked), UnpackError> {
+    let f = fs_err::File::open(path).map_err(|e| UnpackError::Io {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    unpack(BufReader::with_capacity(1 << 16, f), path)
+}
+
+/// Reads an RPM from `r`; `path` is only used in messages.
+pub fn unpack(
+    mut r: impl std::io::BufRead + Send,
+    path: &Path,
+) -> Result<(Tree, Unpacked), UnpackError> {
+    let header_err = |e: rpm::Error| UnpackError::Header {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let meta = rpm::PackageMetadata::parse(&mut r).map_err(header_err)?;
+    let compressor = meta
+        .header
+        .get_entry_data_as_string(rpm::IndexTag::RPMTAG_PAYLOADCOMPRESSOR)
+        .unwrap_or("none")
+        .to_owned();
+    let codec = Codec::from_rpm_compressor(&compressor).ok_or_else(|| UnpackError::Compressor {
+        path: path.to_owned(),
+        name: compressor.clone(),
+    })?;
+    let files = meta.get_file_entries().map_err(header_err)?;
+
+    let payload = codec.reader(r).map_err(|e| UnpackError::Io {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    let mut cpio = cpio::Reader::new(payload, MAX_FILE);
+    let mut contents: HashMap<String, Arc<Vec<u8>>> = HashMap::new();
+    // Hard links: newc stores the data once, with the last name of the inode.
+    let mut by_ino: HashMap<u32, Vec<String>> = HashMap::new();
+    loop {
+        let next = cpio.next_entry().map_err(|source| UnpackError::Cpio {
+            path: path.to_owned(),
+            source,
+        })?;
+        let Some((h, data)) = next else { break };
+        let name = tree::normalize(&h.name).map_err(|source| UnpackError::Path {
+            path: path.to_owned(),
+            entry: h.name.clone(),
+            source,
+        })?;
+        if h.mode & 0o170000 == 0o100000 {
+            if h.nlink > 1 {
+                by_ino.entry(h.ino).or_default().push(name.clone());
+            }
+            if !data.is_empty() || h.nlink <= 1 {
+                contents.insert(name, Arc::new(data));
+            }
+        }
+    }
+    for names in by_ino.values() {
+        if let Some(data) = names.iter().find_map(|n| contents.get(n).cloned()) {
+            for n in names {
+                contents.insert(n.clone(), data.clone());
+            }
+        }
+    }
+
+    let mut t = Tree::new();
+    let mut owners = Vec::new();
+    for f in &files {
+        if f.flags().contains(rpm::FileFlags::GHOST) {
+            continue; // %ghost: owned by the package, never in the payload, not created by rpm
+        }
+        let full = f.path();
+        let full = full.to_string_lossy();
+        let name = tree::normalize(&full).map_err(|source| UnpackError::Path {
+            path: path.to_owned(),
+            entry: full.to_string(),
+            source,
+        })?;
+        let raw = f.mode().raw_mode() as u32;
+        let kind = match raw & 0o170000 {
+            0o040000 => Kind::Dir,
+            0o120000 => Kind::Symlink(f.linkto().unwrap_or_default().to_owned()),
+            0o100000 => Kind::File(contents.remove(&name).ok_or_else(|| UnpackError::Missing {
+                path: path.to_owned(),
+                entry: full.to_string(),
+            })?),
+            0o020000 => Kind::CharDevice {
+                major: f.rdev_major() as u32,
+                minor: f.rdev_minor() as u32,
+            },
+            0o060000 => Kind::BlockDevice {
+                major: f.rdev_major() as u32,
+                minor: f.rdev_minor() as u32,
+            },
+            0o010000 => Kind::Fifo,
+            _ => Kind::Socket,
+        };
+        let mut xattrs = BTreeMap::new();
+        if let Some(caps) = f.caps().filter(|c| !c.is_empty()) {
+            if let Some(v) = crate::unpack::caps::encode(caps) {
+                xattrs.insert("security.capability".to_owned(), v);
+            }
+        }
+        if f.user() != "root" || f.group() != "root" {
+            owners.push(Owner {
+                path: name.clone(),
+                user: f.user().to_owned(),
+                group: f.group().to_owned(),
+            });
+        }
+        t.insert(
+            name,
+            Entry {
+                kind,
+                mode: raw & 0o7777,
+                uid: 0,
+                gid: 0,
+                mtime: u64::from(f.modified_at().0 as u32),
+                xattrs,
+            },
+        );
+    }
+    let mut scripts = Vec::new();
+    for (tag, label) in [
+        (rpm::IndexTag::RPMTAG_PREIN, "%pre"),
+        (rpm::IndexTag::RPMTAG_POSTIN, "%post"),
+        (rpm::IndexTag::RPMTAG_PRETRANS, "%pretrans"),
+        (rpm::IndexTag::RPMTAG_POSTTRANS, "%posttrans"),
+    ] {
+        if meta.header.entry_is_present(tag) {
+            scripts.push(label.to_owned());
+        }
+    }
+    Ok((
+        t,
+        Unpacked {
+            skipped_scriptlets: scripts,
+            owners,
+        },
+    ))
+}
