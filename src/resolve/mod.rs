@@ -27,6 +27,7 @@ pub struct Pool {
     pub solvables: Vec<Solvable>,
     provides: HashMap<String, Vec<(usize, usize)>>,
     files: HashMap<String, Vec<usize>>,
+    names: HashMap<String, Vec<usize>>,
 }
 
 /// The architectures a host architecture installs (never i586/i686 on x86_64).
@@ -79,7 +80,9 @@ impl Pool {
         }
         let mut provides: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
         let mut files: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut names: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, s) in solvables.iter().enumerate() {
+            names.entry(s.pkg.name.clone()).or_default().push(i);
             for (j, p) in s.pkg.provides.iter().enumerate() {
                 provides.entry(p.name.clone()).or_default().push((i, j));
             }
@@ -87,11 +90,7 @@ impl Pool {
                 files.entry(f.clone()).or_default().push(i);
             }
         }
-        Pool {
-            solvables,
-            provides,
-            files,
-        }
+        Pool { solvables, provides, files, names }
     }
 
     pub fn get(&self, i: usize) -> &Solvable {
@@ -109,17 +108,19 @@ impl Pool {
                 }
             }
         }
-        for (i, s) in self.solvables.iter().enumerate() {
-            if s.pkg.name == d.name && self_provide(&s.pkg).overlaps(d) {
-                out.insert(i);
-            }
-        }
+        out.extend(self.by_name(d));
         if d.name.starts_with('/') {
             if let Some(list) = self.files.get(&d.name) {
                 out.extend(list.iter().copied());
             }
         }
         out.into_iter().collect()
+    }
+
+    /// Packages named like the dependency whose own version satisfies it.
+    fn by_name<'a>(&'a self, d: &'a Dep) -> impl Iterator<Item = usize> + 'a {
+        let list = self.names.get(&d.name).map(Vec::as_slice).unwrap_or(&[]);
+        list.iter().copied().filter(move |&i| self_provide(&self.solvables[i].pkg).overlaps(d))
     }
 
     /// Finds the packages to install beside `req.installed`.

@@ -28,6 +28,9 @@ pub fn atomic_write(
         .tempfile_in(dir)
         .map_err(io)?;
     write(tmp.as_file_mut())?;
+    // Images are read by systemd as root and by users inspecting them: not the temp file's 0600.
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     let size = tmp.as_file().metadata().map_err(io)?.len();
     tmp.persist(dest).map_err(|e| io(e.error))?;
