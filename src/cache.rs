@@ -65,10 +65,26 @@ impl Cache {
             .join(Algo::Sha256.digest_hex(key.as_bytes()))
     }
 
-    /// A cached file whose content still matches its checksum.
+    /// A cached file whose content still matches its checksum. A damaged entry (a disk error,
+    /// a hand edit) is removed so that the caller downloads the file again.
     pub fn lookup(&self, bucket: Bucket, sum: &Checksum) -> Option<PathBuf> {
         let p = self.path(bucket, sum);
-        p.exists().then_some(p)
+        let mut f = std::fs::File::open(&p).ok()?;
+        let mut h = sum.algo.hasher();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match std::io::Read::read(&mut f, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => h.update(&buf[..n]),
+                Err(_) => return None,
+            }
+        }
+        if h.finish_hex() == sum.hex {
+            return Some(p);
+        }
+        tracing::warn!("{}: damaged cache entry, downloading it again", p.display());
+        let _ = fs_err::remove_file(&p);
+        None
     }
 
     /// A temporary file beside the final place of a bucket's entries.

@@ -16,7 +16,7 @@ pub enum FetchError {
     Status { url: String, status: u16 },
     #[error("{url}: {message}")]
     Transport { url: String, message: String },
-    #[error("{url}: {source}")]
+    #[error("{url}")]
     File { url: String, source: std::io::Error },
     #[error("{url}: checksum mismatch: expected {expected}, got {actual}")]
     Checksum {
@@ -28,7 +28,7 @@ pub enum FetchError {
     Offline { url: String },
     #[error("{url}: unsupported URL scheme (use http://, https:// or file://)")]
     Scheme { url: String },
-    #[error("cache: {0}")]
+    #[error("writing to the cache")]
     Cache(#[from] std::io::Error),
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compress;
 pub mod diff;
 pub mod fetch;
+pub mod package;
 pub mod pipeline;
 pub mod recipe;
 pub mod repo;

@@ -4,6 +4,7 @@
 use crate::cache::{Bucket, Cache};
 use crate::diff;
 use crate::fetch::{self, Fetcher};
+use crate::package;
 use crate::recipe::{Format, Recipe};
 use crate::repo::{self, definition::Vars};
 use crate::report::{Event, Reporter, Stage};
@@ -15,6 +16,7 @@ use crate::write;
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -72,6 +74,8 @@ pub struct BuildSummary {
     pub directories: usize,
     pub packages: Resolution,
     pub extension_release: String,
+    /// Partitions and root hash when the image is a GPT disk image.
+    pub ddi: Option<package::DdiInfo>,
     pub diff: diff::Report,
     /// Scriptlets that were not run, by package.
     pub skipped_scriptlets: BTreeMap<String, Vec<String>>,
@@ -365,6 +369,18 @@ fn build_inner(plan: &Plan, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
             tools.merge(t);
         }
         ids.apply(&mut tools, &owners);
+        // Extra trees land in the tools tree, so the sysext rules (only usr/ and opt/, base
+        // files win) apply to them as to packages, as with mkosi.extra.
+        for extra in &plan.recipe.content.extra {
+            let d = plan.dir.join(extra);
+            let mut t = tree::load_dir(&d)
+                .with_context(|| format!("reading the extra tree {}", d.display()))?;
+            for e in t.entries.values_mut() {
+                e.uid = 0;
+                e.gid = 0;
+            }
+            tools.merge(t);
+        }
         let (out, report) = diff::subtract(
             &base_tree,
             &tools,
@@ -377,17 +393,7 @@ fn build_inner(plan: &Plan, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
     })?;
     let (skipped_scriptlets, base_os) = scripts;
 
-    // stage: extra trees, then extension-release.
-    for extra in &plan.recipe.content.extra {
-        let d = plan.dir.join(extra);
-        let mut t = tree::load_dir(&d)
-            .with_context(|| format!("reading the extra tree {}", d.display()))?;
-        for e in t.entries.values_mut() {
-            e.uid = 0;
-            e.gid = 0;
-        }
-        ext_tree.merge(t);
-    }
+    // stage: extension-release.
     let image_name = plan.image_name();
     let epoch = opts.source_date_epoch.unwrap_or_else(|| {
         ext_tree
@@ -435,9 +441,24 @@ fn build_inner(plan: &Plan, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
         mkfs_time: epoch.min(u32::MAX as u64) as u32,
         ..Default::default()
     };
+    let output = &plan.recipe.output;
+    let mut ddi = None;
     let bytes = timed(&mut timings, Stage::Write, r, || {
+        let fs = write_fs(&ext_tree, &sq)?;
+        if !output.ddi {
+            return Ok(write::atomic_write(&image, |f| {
+                f.write_all(&fs).map_err(|e| write::WriteError::Io {
+                    path: image.display().to_string(),
+                    source: e,
+                })
+            })?);
+        }
+        // UUIDs and the verity salt are derived from the image name: stable across rebuilds.
+        let seed = format!("{image_name}\0{}", plan.arch);
         Ok(write::atomic_write(&image, |f| {
-            write::squashfs::write(&ext_tree, &sq, f)
+            let info = package::write_ddi(&fs, &plan.arch, output.verity, seed.as_bytes(), f)?;
+            ddi = Some(info);
+            Ok(())
         })?)
     })?;
     let directories = ext_tree.entries.values().filter(|e| e.is_dir()).count();
@@ -452,8 +473,19 @@ fn build_inner(plan: &Plan, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
             extension: infos(pool, &res.ext),
         },
         extension_release,
+        ddi,
         diff: report,
         skipped_scriptlets,
         timings,
     })
+}
+
+/// The file system image in memory (the disk image needs its size and verity its bytes).
+fn write_fs(t: &Tree, sq: &write::squashfs::Options) -> Result<Vec<u8>> {
+    let mut f = tempfile::tempfile().context("creating a temporary file")?;
+    write::squashfs::write(t, sq, &mut f)?;
+    let mut fs = Vec::new();
+    f.rewind()?;
+    f.read_to_end(&mut fs)?;
+    Ok(fs)
 }

@@ -106,8 +106,9 @@ pub struct Output {
     /// Wrap the file system in a GPT disk image.
     #[serde(default)]
     pub ddi: bool,
-    /// `none`, `hash` or `signed`.
-    pub verity: Option<String>,
+    /// dm-verity (needs `ddi = true`): `none` or `hash`.
+    #[serde(default)]
+    pub verity: crate::package::VerityMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,11 +153,10 @@ pub fn parse(text: &str, file: &str) -> Result<Recipe, RecipeError> {
     if recipe.packages.install.is_empty() && recipe.content.extra.is_empty() {
         return Err(at("[packages]", "nothing to put in the extension: [packages] install and [content] extra are both empty".into()));
     }
-    if recipe.output.ddi || recipe.output.verity.as_deref().is_some_and(|v| v != "none") {
+    if recipe.output.verity != crate::package::VerityMode::None && !recipe.output.ddi {
         return Err(at(
-            "[output]",
-            "GPT disk images and dm-verity (ddi, verity) are not implemented yet; use a bare image"
-                .into(),
+            "verity",
+            "verity needs a disk image: set ddi = true".into(),
         ));
     }
     if recipe.output.format == Format::Erofs {

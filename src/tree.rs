@@ -210,52 +210,6 @@ fn normalize_lexically(path: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalize_refuses_escapes() {
-        assert_eq!(normalize("./usr/bin/x").unwrap(), "usr/bin/x");
-        assert_eq!(normalize("/usr//bin/./x").unwrap(), "usr/bin/x");
-        assert!(normalize("./usr/../../etc/passwd").is_err());
-        assert!(normalize("./").is_err());
-    }
-
-    #[test]
-    fn insert_creates_parents_and_resolve_follows_links() {
-        let mut t = Tree::new();
-        t.insert(
-            "usr/lib/os-release".into(),
-            Entry {
-                kind: Kind::File(Arc::new(b"ID=x\n".to_vec())),
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                mtime: 5,
-                xattrs: BTreeMap::new(),
-            },
-        );
-        assert!(t.get("usr").unwrap().is_dir());
-        t.insert(
-            "etc/os-release".into(),
-            Entry {
-                kind: Kind::Symlink("../usr/lib/os-release".into()),
-                ..Entry::dir(0o777, 5)
-            },
-        );
-        assert_eq!(t.resolve("etc/os-release").unwrap().0, "usr/lib/os-release");
-        t.insert(
-            "bad".into(),
-            Entry {
-                kind: Kind::Symlink("../../../../etc/shadow".into()),
-                ..Entry::dir(0o777, 5)
-            },
-        );
-        assert!(t.resolve("bad").is_none());
-    }
-}
-
 /// Reads a directory on disk into a tree (for extra trees and existing base trees). Symlinks are
 /// recorded, never followed.
 pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
@@ -320,4 +274,50 @@ pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
         );
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_refuses_escapes() {
+        assert_eq!(normalize("./usr/bin/x").unwrap(), "usr/bin/x");
+        assert_eq!(normalize("/usr//bin/./x").unwrap(), "usr/bin/x");
+        assert!(normalize("./usr/../../etc/passwd").is_err());
+        assert!(normalize("./").is_err());
+    }
+
+    #[test]
+    fn insert_creates_parents_and_resolve_follows_links() {
+        let mut t = Tree::new();
+        t.insert(
+            "usr/lib/os-release".into(),
+            Entry {
+                kind: Kind::File(Arc::new(b"ID=x\n".to_vec())),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: 5,
+                xattrs: BTreeMap::new(),
+            },
+        );
+        assert!(t.get("usr").unwrap().is_dir());
+        t.insert(
+            "etc/os-release".into(),
+            Entry {
+                kind: Kind::Symlink("../usr/lib/os-release".into()),
+                ..Entry::dir(0o777, 5)
+            },
+        );
+        assert_eq!(t.resolve("etc/os-release").unwrap().0, "usr/lib/os-release");
+        t.insert(
+            "bad".into(),
+            Entry {
+                kind: Kind::Symlink("../../../../etc/shadow".into()),
+                ..Entry::dir(0o777, 5)
+            },
+        );
+        assert!(t.resolve("bad").is_none());
+    }
 }

@@ -743,8 +743,9 @@ fn damaged_cache_entry_is_not_trusted() {
 
 #[test]
 fn extra_tree_outside_usr_and_opt_is_not_in_the_image() {
-    // [content] extra is copied over the result; a sysext still carries only /usr and /opt
-    // (mkosi's sysext partition copies only those two).
+    // [content] extra is copied over the result, but a sysext still carries only /usr and
+    // /opt: systemd-sysext merges nothing else, diff.rs drops everything else from packages,
+    // and mkosi's sysext partition definition copies only /usr/ (CopyFiles=/usr/).
     let tmp = tempfile::tempdir().unwrap();
     let extra = tmp.path().join("extra");
     for (p, text) in [

@@ -39,7 +39,7 @@ pub enum RepoError {
     Io(String, std::io::Error),
     #[error("repository {alias:?} is not defined (known: {known})")]
     Unknown { alias: String, known: String },
-    #[error("repository {alias} ({url}): {source}")]
+    #[error("repository {alias}")]
     Fetch {
         alias: String,
         url: String,

@@ -71,10 +71,10 @@ pub fn parse(data: &[u8], file: &str) -> Result<Repomd, XmlError> {
                 field = Some((name, checksum_type.clone()));
             }
             Ok(Event::Empty(e)) => {
-                if e.local_name().as_ref() == "location" {
-                    if let Some(d) = cur.as_mut() {
-                        d.href = attr(&e, "href").unwrap_or_default();
-                    }
+                if e.local_name().as_ref() == "location"
+                    && let Some(d) = cur.as_mut()
+                {
+                    d.href = attr(&e, "href").unwrap_or_default();
                 }
             }
             Ok(Event::Text(t)) => buf.push_str(&t.xml10_content()),

@@ -245,14 +245,14 @@ fn parse_operand(toks: &[&str], pos: &mut usize) -> Result<Rich, &'static str> {
         Some(&")") | None => Err("missing operand"),
         Some(name) => {
             *pos += 1;
-            if let (Some(op), Some(evr)) = (toks.get(*pos), toks.get(*pos + 1)) {
-                if let Some(cmp) = Cmp::from_op(op) {
-                    *pos += 2;
-                    return Ok(Rich::Dep(Dep {
-                        name: (*name).to_owned(),
-                        range: Some((cmp, Evr::parse(evr))),
-                    }));
-                }
+            if let (Some(op), Some(evr)) = (toks.get(*pos), toks.get(*pos + 1))
+                && let Some(cmp) = Cmp::from_op(op)
+            {
+                *pos += 2;
+                return Ok(Rich::Dep(Dep {
+                    name: (*name).to_owned(),
+                    range: Some((cmp, Evr::parse(evr))),
+                }));
             }
             Ok(Rich::Dep(Dep::name(name)))
         }

@@ -138,8 +138,7 @@ pub fn vercmp(a: &str, b: &str) -> Ordering {
         }
         let numeric = a[0].is_ascii_digit();
         let take = |s: &[u8]| {
-            let n = s
-                .iter()
+            s.iter()
                 .take_while(|c| {
                     if numeric {
                         c.is_ascii_digit()
@@ -147,8 +146,7 @@ pub fn vercmp(a: &str, b: &str) -> Ordering {
                         c.is_ascii_alphabetic()
                     }
                 })
-                .count();
-            n
+                .count()
         };
         let (na, nb) = (take(a), take(b));
         let (sa, sb) = (&a[..na], &b[..nb]);

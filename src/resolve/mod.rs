@@ -90,7 +90,12 @@ impl Pool {
                 files.entry(f.clone()).or_default().push(i);
             }
         }
-        Pool { solvables, provides, files, names }
+        Pool {
+            solvables,
+            provides,
+            files,
+            names,
+        }
     }
 
     pub fn get(&self, i: usize) -> &Solvable {
@@ -109,10 +114,10 @@ impl Pool {
             }
         }
         out.extend(self.by_name(d));
-        if d.name.starts_with('/') {
-            if let Some(list) = self.files.get(&d.name) {
-                out.extend(list.iter().copied());
-            }
+        if d.name.starts_with('/')
+            && let Some(list) = self.files.get(&d.name)
+        {
+            out.extend(list.iter().copied());
         }
         out.into_iter().collect()
     }
@@ -120,7 +125,9 @@ impl Pool {
     /// Packages named like the dependency whose own version satisfies it.
     fn by_name<'a>(&'a self, d: &'a Dep) -> impl Iterator<Item = usize> + 'a {
         let list = self.names.get(&d.name).map(Vec::as_slice).unwrap_or(&[]);
-        list.iter().copied().filter(move |&i| self_provide(&self.solvables[i].pkg).overlaps(d))
+        list.iter()
+            .copied()
+            .filter(move |&i| self_provide(&self.solvables[i].pkg).overlaps(d))
     }
 
     /// Finds the packages to install beside `req.installed`.
@@ -285,7 +292,7 @@ impl Solver<'_> {
         if r.name.starts_with('(') {
             match Rich::parse(&r.name) {
                 Ok(rich) => {
-                    if !self.rich_satisfied(&rich) && !self.fulfill(&rich, who, queue) {
+                    if !self.rich_satisfied(&rich) && !self.fulfill(&rich, queue) {
                         let msg = format!(
                             "nothing provides '{}' needed by '{}'",
                             r.name,
@@ -311,7 +318,7 @@ impl Solver<'_> {
     }
 
     /// Installs what makes a rich dependency true; false when nothing can.
-    fn fulfill(&mut self, r: &Rich, who: usize, queue: &mut VecDeque<usize>) -> bool {
+    fn fulfill(&mut self, r: &Rich, queue: &mut VecDeque<usize>) -> bool {
         if self.rich_satisfied(r) {
             return true;
         }
@@ -326,22 +333,22 @@ impl Solver<'_> {
                     None => false,
                 }
             }
-            Rich::And(v) => v.iter().all(|x| self.fulfill(x, who, queue)),
+            Rich::And(v) => v.iter().all(|x| self.fulfill(x, queue)),
             // libsolv tries the alternatives in the order written; the first that can be
             // installed wins.
-            Rich::Or(v) => v.iter().any(|x| self.fulfill(x, who, queue)),
+            Rich::Or(v) => v.iter().any(|x| self.fulfill(x, queue)),
             Rich::If(a, cond, other) => {
                 if self.rich_satisfied(cond) {
-                    self.fulfill(a, who, queue)
+                    self.fulfill(a, queue)
                 } else {
-                    other.as_ref().is_none_or(|o| self.fulfill(o, who, queue))
+                    other.as_ref().is_none_or(|o| self.fulfill(o, queue))
                 }
             }
             Rich::Unless(a, cond, other) => {
                 if !self.rich_satisfied(cond) {
-                    self.fulfill(a, who, queue)
+                    self.fulfill(a, queue)
                 } else {
-                    other.as_ref().is_none_or(|o| self.fulfill(o, who, queue))
+                    other.as_ref().is_none_or(|o| self.fulfill(o, queue))
                 }
             }
             Rich::With(v) => {
@@ -442,14 +449,14 @@ impl Solver<'_> {
         }
         for &c in cands {
             let cp = &self.pool.solvables[c].pkg;
-            if let Some(&have) = self.names.get(&cp.name) {
-                if have != c {
-                    return Problem(format!(
-                        "'{nevra}' requires '{r}', provided by '{}', but '{}' is already installed (in the base) and cannot change",
-                        cp.nevra(),
-                        self.nevra(have)
-                    ));
-                }
+            if let Some(&have) = self.names.get(&cp.name)
+                && have != c
+            {
+                return Problem(format!(
+                    "'{nevra}' requires '{r}', provided by '{}', but '{}' is already installed (in the base) and cannot change",
+                    cp.nevra(),
+                    self.nevra(have)
+                ));
             }
             if let Some(&o) = self
                 .set
@@ -488,7 +495,7 @@ impl Solver<'_> {
             for r in self.pool.solvables[i].pkg.recommends.clone() {
                 if r.name.starts_with('(') {
                     if let Ok(rich) = Rich::parse(&r.name) {
-                        let _ = self.fulfill(&rich, i, queue);
+                        let _ = self.fulfill(&rich, queue);
                     }
                 } else if !self.satisfied(&r) {
                     let cands = self.pool.providers(&r);

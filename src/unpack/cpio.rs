@@ -8,7 +8,7 @@ use std::io::{self, Read};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CpioError {
-    #[error("cpio: {0}")]
+    #[error("cpio: reading the payload")]
     Io(#[from] io::Error),
     #[error("cpio: bad magic {0:?} at entry {1} (not a newc archive)")]
     Magic(String, usize),

@@ -19,7 +19,7 @@ const MAX_FILE: u64 = 4 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -28,12 +28,12 @@ pub enum UnpackError {
     Header { path: PathBuf, message: String },
     #[error("{path}: unsupported payload compressor {name:?}")]
     Compressor { path: PathBuf, name: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Cpio {
         path: PathBuf,
         source: cpio::CpioError,
     },
-    #[error("{path}: payload entry {entry:?}: {source}")]
+    #[error("{path}: payload entry {entry:?}")]
     Path {
         path: PathBuf,
         entry: String,
@@ -218,10 +218,10 @@ pub fn unpack(
             _ => Kind::Socket,
         };
         let mut xattrs = BTreeMap::new();
-        if let Some(caps) = f.caps().filter(|c| !c.is_empty()) {
-            if let Some(v) = crate::unpack::caps::encode(caps) {
-                xattrs.insert("security.capability".to_owned(), v);
-            }
+        if let Some(caps) = f.caps().filter(|c| !c.is_empty())
+            && let Some(v) = crate::unpack::caps::encode(caps)
+        {
+            xattrs.insert("security.capability".to_owned(), v);
         }
         if f.user() != "root" || f.group() != "root" {
             owners.push(Owner {
@@ -237,7 +237,7 @@ pub fn unpack(
                 mode: raw & 0o7777,
                 uid: 0,
                 gid: 0,
-                mtime: u64::from(f.modified_at().0 as u32),
+                mtime: u64::from(f.modified_at().0),
                 xattrs,
             },
         );

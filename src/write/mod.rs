@@ -30,7 +30,9 @@ pub fn atomic_write(
     write(tmp.as_file_mut())?;
     // Images are read by systemd as root and by users inspecting them: not the temp file's 0600.
     use std::os::unix::fs::PermissionsExt;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     let size = tmp.as_file().metadata().map_err(io)?.len();
     tmp.persist(dest).map_err(|e| io(e.error))?;
@@ -39,11 +41,15 @@ pub fn atomic_write(
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: String,
         source: std::io::Error,
     },
     #[error("squashfs: {0}")]
     Squashfs(String),
+    #[error(transparent)]
+    Package(#[from] crate::package::PackageError),
+    #[error("erofs: {0}")]
+    Erofs(String),
 }
