@@ -15,30 +15,45 @@ fn time<T>(label: &str, items: usize, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let out = f();
     let s = t.elapsed().as_secs_f64();
-    println!("{label:<44} {items:>9} items {:>10.1} ms {:>12.0} items/s", s * 1e3, items as f64 / s.max(1e-9));
+    println!(
+        "{label:<44} {items:>9} items {:>10.1} ms {:>12.0} items/s",
+        s * 1e3,
+        items as f64 / s.max(1e-9)
+    );
     out
 }
 
 fn load_primary(repo: &Path) -> Vec<primary::Package> {
-    let md = repomd::parse(&std::fs::read(repo.join("repodata/repomd.xml")).unwrap(), "repomd.xml").unwrap();
+    let md = repomd::parse(
+        &std::fs::read(repo.join("repodata/repomd.xml")).unwrap(),
+        "repomd.xml",
+    )
+    .unwrap();
     let href = &md.find("primary").unwrap().href;
     let raw = std::fs::read(repo.join(href)).unwrap();
-    let xml = time("metadata: decompress primary", 1, || Codec::from_file_name(href).decode_all(&raw).unwrap());
-    time("metadata: parse primary.xml", xml.len(), || primary::parse(&xml, href).unwrap())
+    let xml = time("metadata: decompress primary", 1, || {
+        Codec::from_file_name(href).decode_all(&raw).unwrap()
+    });
+    time("metadata: parse primary.xml", xml.len(), || {
+        primary::parse(&xml, href).unwrap()
+    })
 }
 
 fn synthetic_tree(n: usize, salt: u8) -> Tree {
     let mut t = Tree::new();
     for i in 0..n {
         let data = vec![salt.wrapping_add((i % 251) as u8); 64 + (i % 4096)];
-        t.insert(format!("usr/share/d{}/f{i}", i % 997), Entry {
-            kind: Kind::File(Arc::new(data)),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: 1_700_000_000,
-            xattrs: Default::default(),
-        });
+        t.insert(
+            format!("usr/share/d{}/f{i}", i % 997),
+            Entry {
+                kind: Kind::File(Arc::new(data)),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: 1_700_000_000,
+                xattrs: Default::default(),
+            },
+        );
     }
     t
 }
@@ -46,23 +61,41 @@ fn synthetic_tree(n: usize, salt: u8) -> Tree {
 fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let data = std::env::var_os("ELSX_DATA").map(PathBuf::from).filter(|_| !smoke);
-    println!("elsx stage benchmarks ({})", if smoke { "smoke" } else { "full" });
+    let data = std::env::var_os("ELSX_DATA")
+        .map(PathBuf::from)
+        .filter(|_| !smoke);
+    println!(
+        "elsx stage benchmarks ({})",
+        if smoke { "smoke" } else { "full" }
+    );
 
     // metadata + resolve
     let (repo, jobs): (PathBuf, Vec<&str>) = match &data {
-        Some(d) => (d.join("debian-bookworm-rpmmd"), vec!["gnome-core", "kde-full", "libreoffice", "texlive-full"]),
+        Some(d) => (
+            d.join("debian-bookworm-rpmmd"),
+            vec!["gnome-core", "kde-full", "libreoffice", "texlive-full"],
+        ),
         None => (root.join("examples/demo/repo"), vec!["demo-tool"]),
     };
     let pkgs = load_primary(&repo);
     let n = pkgs.len();
-    let pool = time("resolve: build pool", n, || Pool::new(vec![("bench".into(), 99, pkgs)], "x86_64"));
+    let pool = time("resolve: build pool", n, || {
+        Pool::new(vec![("bench".into(), 99, pkgs)], "x86_64")
+    });
     for job in jobs {
-        let req = Request { install: vec![Dep::name(job)], installed: vec![], recommends: false };
+        let req = Request {
+            install: vec![Dep::name(job)],
+            installed: vec![],
+            recommends: false,
+        };
         let label = format!("resolve: {job}");
         match time(&label, 1, || pool.solve(&req)) {
             Ok(set) => println!("  {job}: {} packages", set.len()),
-            Err(p) => println!("  {job}: unsolvable ({} problems, first: {})", p.len(), p[0]),
+            Err(p) => println!(
+                "  {job}: unsolvable ({} problems, first: {})",
+                p.len(),
+                p[0]
+            ),
         }
     }
 
@@ -95,7 +128,14 @@ fn main() {
     let img = dir.path().join("bench.raw");
     let bytes = out.content_bytes();
     let size = time("write: squashfs (zstd 15)", out.len(), || {
-        elsx::write::atomic_write(&img, |f| elsx::write::squashfs::write(&out, &Default::default(), f)).unwrap()
+        elsx::write::atomic_write(&img, |f| {
+            elsx::write::squashfs::write(&out, &Default::default(), f)
+        })
+        .unwrap()
     });
-    println!("  {} MiB of content -> {} KiB image", bytes >> 20, size >> 10);
+    println!(
+        "  {} MiB of content -> {} KiB image",
+        bytes >> 20,
+        size >> 10
+    );
 }

@@ -15,20 +15,36 @@ fn corpus() -> Option<PathBuf> {
         return None;
     };
     let dir = PathBuf::from(dir);
-    assert!(dir.join("README.md").is_file(), "ELSX_CORPUS={} is not the corpus folder", dir.display());
+    assert!(
+        dir.join("README.md").is_file(),
+        "ELSX_CORPUS={} is not the corpus folder",
+        dir.display()
+    );
     Some(dir)
 }
 
 /// Parses repomd.xml and the primary it lists; returns the packages.
 fn load_repo(repo: &Path) -> Vec<primary::Package> {
     let md_path = repo.join("repodata/repomd.xml");
-    let md = repomd::parse(&std::fs::read(&md_path).unwrap(), &md_path.display().to_string()).unwrap();
+    let md = repomd::parse(
+        &std::fs::read(&md_path).unwrap(),
+        &md_path.display().to_string(),
+    )
+    .unwrap();
     assert!(md.data.iter().all(|d| !d.href.is_empty()), "{md:?}");
     let prim = md.find("primary").expect("primary listed");
-    assert!(!prim.href.ends_with(".zck"), "the zchunk variant must never be chosen: {}", prim.href);
+    assert!(
+        !prim.href.ends_with(".zck"),
+        "the zchunk variant must never be chosen: {}",
+        prim.href
+    );
     let raw = std::fs::read(repo.join(&prim.href)).unwrap();
     let sum = prim.checksum.as_ref().expect("primary has a checksum");
-    assert!(sum.matches(&raw), "{}: checksum from repomd.xml does not match", prim.href);
+    assert!(
+        sum.matches(&raw),
+        "{}: checksum from repomd.xml does not match",
+        prim.href
+    );
     let xml = Codec::from_file_name(&prim.href).decode_all(&raw).unwrap();
     primary::parse(&xml, &prim.href).unwrap()
 }
@@ -37,33 +53,71 @@ fn load_repo(repo: &Path) -> Vec<primary::Package> {
 fn real_repositories_parse() {
     let Some(c) = corpus() else { return };
     let upd = load_repo(&c.join("opensuse/11.0-update"));
-    assert!(upd.len() > 2000, "11.0-update has 2,430 packages, parsed {}", upd.len());
-    assert!(upd.iter().all(|p| !p.name.is_empty() && !p.arch.is_empty() && !p.evr.version.is_empty()));
+    assert!(
+        upd.len() > 2000,
+        "11.0-update has 2,430 packages, parsed {}",
+        upd.len()
+    );
+    assert!(
+        upd.iter()
+            .all(|p| !p.name.is_empty() && !p.arch.is_empty() && !p.evr.version.is_empty())
+    );
     // SUSE idioms survive parsing as dependency names.
-    let all_deps = || upd.iter().flat_map(|p| p.supplements.iter().chain(&p.provides).chain(&p.requires));
-    assert!(all_deps().any(|d| d.name.starts_with("packageand(")), "packageand() idiom");
-    assert!(all_deps().any(|d| d.name.starts_with("modalias(")), "modalias() idiom");
-    assert!(upd.iter().any(|p| p.files.iter().any(|f| f.starts_with("/usr/bin/"))), "primary file lists");
+    let all_deps = || {
+        upd.iter()
+            .flat_map(|p| p.supplements.iter().chain(&p.provides).chain(&p.requires))
+    };
+    assert!(
+        all_deps().any(|d| d.name.starts_with("packageand(")),
+        "packageand() idiom"
+    );
+    assert!(
+        all_deps().any(|d| d.name.starts_with("modalias(")),
+        "modalias() idiom"
+    );
+    assert!(
+        upd.iter()
+            .any(|p| p.files.iter().any(|f| f.starts_with("/usr/bin/"))),
+        "primary file lists"
+    );
 
     let obs = load_repo(&c.join("opensuse/OBS_zypp_svn-11.1"));
     assert!(!obs.is_empty());
     let tw = load_repo(&c.join("opensuse/tumbleweed-container-repo"));
-    assert_eq!(tw.len(), 3, "{:?}", tw.iter().map(|p| p.nevra()).collect::<Vec<_>>());
-    assert!(tw.iter().any(|p| p.requires.iter().any(|d| d.name.ends_with("(64bit)"))), "soname requires");
+    assert_eq!(
+        tw.len(),
+        3,
+        "{:?}",
+        tw.iter().map(|p| p.nevra()).collect::<Vec<_>>()
+    );
+    assert!(
+        tw.iter()
+            .any(|p| p.requires.iter().any(|d| d.name.ends_with("(64bit)"))),
+        "soname requires"
+    );
     load_repo(&c.join("libzypp/susedata-extensions"));
     // The zchunk fixture's data files are empty (libzypp only tests the repomd choice there).
     let md_path = c.join("libzypp/zchunk-repomd/repodata/repomd.xml");
     let md = repomd::parse(&std::fs::read(&md_path).unwrap(), "repomd.xml").unwrap();
     assert_eq!(md.find("primary").unwrap().href, "repodata/primary.xml.gz");
-    assert_eq!(md.find("filelists").unwrap().href, "repodata/filelists.xml.gz");
-    assert!(md.data.iter().any(|d| d.kind == "primary_zck"), "the zck entries are read, and skipped");
+    assert_eq!(
+        md.find("filelists").unwrap().href,
+        "repodata/filelists.xml.gz"
+    );
+    assert!(
+        md.data.iter().any(|d| d.kind == "primary_zck"),
+        "the zck entries are read, and skipped"
+    );
 }
 
 /// What `rpm2cpio RPM | cpio -idm` makes of a package, as (path, kind, mode, content/target).
 fn reference_extract(rpm: &Path, dir: &Path) -> Vec<(String, String, u32, Vec<u8>)> {
     let status = Command::new("sh")
         .arg("-c")
-        .arg(format!("rpm2cpio '{}' | cpio -idm --quiet --no-absolute-filenames", rpm.display()))
+        .arg(format!(
+            "rpm2cpio '{}' | cpio -idm --quiet --no-absolute-filenames",
+            rpm.display()
+        ))
         .current_dir(dir)
         .status()
         .expect("rpm2cpio and cpio (Debian packages rpm2cpio, cpio)");
@@ -71,14 +125,26 @@ fn reference_extract(rpm: &Path, dir: &Path) -> Vec<(String, String, u32, Vec<u8
     let mut out = Vec::new();
     for e in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
         let e = e.unwrap();
-        let rel = e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        let rel = e
+            .path()
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let md = e.path().symlink_metadata().unwrap();
         use std::os::unix::fs::PermissionsExt;
         let mode = md.permissions().mode() & 0o7777;
         let (kind, data) = if md.is_dir() {
             ("dir", Vec::new())
         } else if md.file_type().is_symlink() {
-            ("symlink", std::fs::read_link(e.path()).unwrap().to_string_lossy().into_owned().into_bytes())
+            (
+                "symlink",
+                std::fs::read_link(e.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+                    .into_bytes(),
+            )
         } else {
             ("file", std::fs::read(e.path()).unwrap())
         };
@@ -122,20 +188,41 @@ fn unpack_matches_rpm2cpio() {
         // cpio creates only what the payload holds; rpm headers also list the parents we add.
         let listed: std::collections::BTreeSet<&str> = want.iter().map(|w| w.0.as_str()).collect();
         got.retain(|g| g.1 != "dir" || listed.contains(g.0.as_str()));
-        let strip = |v: &[(String, String, u32, Vec<u8>)]| v.iter().map(|(p, k, m, d)| (p.clone(), k.clone(), if k == "symlink" { 0 } else { *m }, d.clone())).collect::<Vec<_>>();
-        assert_eq!(strip(&got), strip(&want), "{rel}: elsx and rpm2cpio|cpio disagree");
+        let strip = |v: &[(String, String, u32, Vec<u8>)]| {
+            v.iter()
+                .map(|(p, k, m, d)| {
+                    (
+                        p.clone(),
+                        k.clone(),
+                        if k == "symlink" { 0 } else { *m },
+                        d.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strip(&got),
+            strip(&want),
+            "{rel}: elsx and rpm2cpio|cpio disagree"
+        );
     }
 }
 
 #[test]
 fn broken_rpms_are_errors_not_panics() {
     let Some(c) = corpus() else { return };
-    for rel in ["libzypp/RpmPkgSigCheck/no.rpm", "libzypp/RpmPkgSigCheck/signed_broken.rpm"] {
+    for rel in [
+        "libzypp/RpmPkgSigCheck/no.rpm",
+        "libzypp/RpmPkgSigCheck/signed_broken.rpm",
+    ] {
         let r = std::panic::catch_unwind(|| elsx::unpack::unpack_file(&c.join(rel)));
         match r {
             Ok(Ok(_)) if rel.ends_with("signed_broken.rpm") => {} // payload digest checks come with the unpack issue
             Ok(Ok(_)) => panic!("{rel}: accepted"),
-            Ok(Err(e)) => assert!(e.to_string().contains(rel.rsplit('/').next().unwrap()), "{rel}: {e}"),
+            Ok(Err(e)) => assert!(
+                e.to_string().contains(rel.rsplit('/').next().unwrap()),
+                "{rel}: {e}"
+            ),
             Err(_) => panic!("{rel}: panicked"),
         }
     }
