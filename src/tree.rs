@@ -276,6 +276,88 @@ pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
     Ok(t)
 }
 
+/// Writes a tree into the directory `dest` (created if missing), as mkosi's `Format=directory`
+/// does and as scripts see it. Nothing is ever written through a symlink: every parent must be a
+/// real directory that this function created or found. Owners are set only when running as root;
+/// device nodes are created only as root, and otherwise returned as skipped.
+pub fn write_dir(t: &Tree, dest: &std::path::Path) -> Result<Vec<String>, std::io::Error> {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let is_root = effective_uid() == 0;
+    fs_err::create_dir_all(dest)?;
+    let mut skipped = Vec::new();
+    let mut dirs: Vec<(&String, &Entry)> = Vec::new();
+    let mut checked: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for (path, e) in &t.entries {
+        // The parent must be a real directory below dest, never a symlink a package planted.
+        if let Some(p) = parent(path) {
+            if !checked.contains(p) {
+                let md = std::fs::symlink_metadata(dest.join(p))?;
+                if !md.is_dir() {
+                    return Err(std::io::Error::other(format!(
+                        "{path}: its parent {p} is not a directory in the tree; refusing to write through it"
+                    )));
+                }
+                checked.insert(p.to_owned());
+            }
+        }
+        let full = dest.join(path);
+        match std::fs::symlink_metadata(&full) {
+            Ok(md) if md.is_dir() && e.is_dir() => {}
+            Ok(md) if md.is_dir() => fs_err::remove_dir_all(&full)?,
+            Ok(_) => fs_err::remove_file(&full)?,
+            Err(_) => {}
+        }
+        match &e.kind {
+            Kind::Dir => {
+                if !full.is_dir() {
+                    fs_err::create_dir(&full)?;
+                }
+                // Final modes and times once the children are written (a 0555 directory would
+                // refuse them).
+                fs_err::set_permissions(&full, std::fs::Permissions::from_mode(0o755))?;
+                dirs.push((path, e));
+            }
+            Kind::File(data) => {
+                fs_err::write(&full, data.as_slice())?;
+                fs_err::set_permissions(&full, std::fs::Permissions::from_mode(e.mode))?;
+                filetime::set_file_mtime(
+                    &full,
+                    filetime::FileTime::from_unix_time(e.mtime as i64, 0),
+                )?;
+            }
+            Kind::Symlink(target) => {
+                symlink(target, &full)?;
+                filetime::set_symlink_file_times(
+                    &full,
+                    filetime::FileTime::from_unix_time(e.mtime as i64, 0),
+                    filetime::FileTime::from_unix_time(e.mtime as i64, 0),
+                )?;
+            }
+            _ => {
+                skipped.push(path.clone());
+                continue;
+            }
+        }
+        if is_root {
+            std::os::unix::fs::lchown(&full, Some(e.uid), Some(e.gid))?;
+        }
+    }
+    for (path, e) in dirs.into_iter().rev() {
+        let full = dest.join(path);
+        fs_err::set_permissions(&full, std::fs::Permissions::from_mode(e.mode))?;
+        filetime::set_file_mtime(&full, filetime::FileTime::from_unix_time(e.mtime as i64, 0))?;
+    }
+    Ok(skipped)
+}
+
+/// The effective user id, read from /proc so that no `unsafe` libc call is needed.
+fn effective_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +401,46 @@ mod tests {
             },
         );
         assert!(t.resolve("bad").is_none());
+    }
+
+    #[test]
+    fn write_dir_never_follows_planted_symlinks() {
+        let outside = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let mut t = Tree::new();
+        t.insert(
+            "usr/lib64".into(),
+            Entry {
+                kind: Kind::Symlink(outside.path().display().to_string()),
+                ..Entry::dir(0o777, 5)
+            },
+        );
+        // An entry below the symlink, as a hostile package could list it.
+        t.entries.insert(
+            "usr/lib64/evil".into(),
+            Entry {
+                kind: Kind::File(Arc::new(b"x".to_vec())),
+                ..Entry::dir(0o644, 5)
+            },
+        );
+        let err = write_dir(&t, dest.path()).unwrap_err();
+        assert!(err.to_string().contains("refusing"), "{err}");
+        assert!(!outside.path().join("evil").exists());
+
+        let mut ok = Tree::new();
+        ok.insert(
+            "usr/bin/x".into(),
+            Entry {
+                kind: Kind::File(Arc::new(b"hi".to_vec())),
+                ..Entry::dir(0o755, 5)
+            },
+        );
+        ok.entries.get_mut("usr").unwrap().mode = 0o555;
+        write_dir(&ok, dest.path()).unwrap();
+        assert_eq!(std::fs::read(dest.path().join("usr/bin/x")).unwrap(), b"hi");
+        assert_eq!(
+            load_dir(dest.path()).unwrap().get("usr").unwrap().mode,
+            0o555
+        );
     }
 }
