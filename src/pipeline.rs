@@ -6,7 +6,10 @@ use crate::diff;
 use crate::fetch::{self, Fetcher};
 use crate::package;
 use crate::recipe::{Format, Recipe};
-use crate::repo::{self, definition::Vars};
+use crate::repo::{
+    self,
+    definition::{RepoDef, Vars},
+};
 use crate::report::{Event, Reporter, Stage};
 use crate::resolve::{Pool, Problem, Request, dep::Dep};
 use crate::sysext::{self, Release};
@@ -138,41 +141,33 @@ fn timed<T>(
     out
 }
 
-fn resolve(
-    plan: &Plan,
-    opts: &Options,
-    fetcher: &Fetcher,
-    r: &dyn Reporter,
-    timings: &mut Vec<StageTime>,
-) -> Result<Resolved> {
+/// Repository definitions: shipped, `--repos-dir`, extra files, then the command line's overrides.
+fn definitions(opts: &Options, arch: &str, files: &[PathBuf]) -> Result<Vec<RepoDef>> {
     let vars = Vars {
-        arch: plan.arch.clone(),
+        arch: arch.to_owned(),
         releasever: "16.0".into(),
     };
     let dirs: Vec<&Path> = opts.repos_dirs.iter().map(PathBuf::as_path).collect();
-    let files: Vec<PathBuf> = plan
-        .recipe
-        .repos
-        .files
-        .iter()
-        .map(|f| plan.dir.join(f))
-        .collect();
     let file_refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let mut defs = repo::load_definitions(&dirs, &file_refs, &vars)?;
     repo::apply_overrides(&mut defs, opts.mirror.as_deref(), &opts.repos);
-    let mut aliases = plan.recipe.repos.use_.clone();
-    for (name, _) in &opts.repos {
-        if !aliases.contains(name) {
-            aliases.push(name.clone());
-        }
-    }
-    if aliases.is_empty() {
-        bail!(
-            "the recipe uses no repository: add [repos] use = [\"ALIAS\"], or pass --repo NAME=URL"
-        );
-    }
-    let used = repo::select(&defs, &aliases)?;
-    for d in &used {
+    Ok(defs)
+}
+
+/// The pool of every package the used repositories offer, and each package's base URL.
+struct Sources {
+    pool: Pool,
+    urls: Vec<String>,
+}
+
+fn load_sources(
+    used: &[&RepoDef],
+    arch: &str,
+    fetcher: &Fetcher,
+    r: &dyn Reporter,
+    timings: &mut Vec<StageTime>,
+) -> Result<Sources> {
+    for d in used {
         if d.gpgcheck && !d.baseurl.starts_with("file://") {
             r.event(Event::Warning(&format!(
                 "repository {}: signature checking is not implemented yet; package checksums are verified against its metadata, but repomd.xml's signature is not",
@@ -188,27 +183,70 @@ fn resolve(
     let loaded = timed(timings, Stage::Metadata, r, || {
         used.par_iter()
             .map(|d| {
-                let pkgs = repo::load_packages(d, fetcher, r)?;
-                Ok((d.alias.clone(), d.priority, pkgs))
+                Ok((
+                    d.alias.clone(),
+                    d.priority,
+                    repo::load_packages(d, fetcher, r)?,
+                ))
             })
             .collect::<Result<Vec<_>>>()
     })?;
-    let base_urls: BTreeMap<String, String> = used
+    let base_urls: BTreeMap<&str, &str> = used
         .iter()
-        .map(|d| (d.alias.clone(), d.baseurl.clone()))
+        .map(|d| (d.alias.as_str(), d.baseurl.as_str()))
         .collect();
+    let pool = Pool::new(loaded, arch);
+    let urls = pool
+        .solvables
+        .iter()
+        .map(|s| base_urls[s.repo.as_str()].to_owned())
+        .collect();
+    Ok(Sources { pool, urls })
+}
+
+fn jobs(names: &[String]) -> Vec<Dep> {
+    names.iter().map(|n| Dep::parse(n)).collect()
+}
+
+fn resolve(
+    plan: &Plan,
+    opts: &Options,
+    fetcher: &Fetcher,
+    r: &dyn Reporter,
+    timings: &mut Vec<StageTime>,
+) -> Result<Resolved> {
+    let files: Vec<PathBuf> = plan
+        .recipe
+        .repos
+        .files
+        .iter()
+        .map(|f| plan.dir.join(f))
+        .collect();
+    let defs = definitions(opts, &plan.arch, &files)?;
+    let mut aliases = plan.recipe.repos.use_.clone();
+    for (name, _) in &opts.repos {
+        if !aliases.contains(name) {
+            aliases.push(name.clone());
+        }
+    }
+    if aliases.is_empty() {
+        bail!(
+            "the recipe uses no repository: add [repos] use = [\"ALIAS\"], or pass --repo NAME=URL"
+        );
+    }
+    let used = repo::select(&defs, &aliases)?;
+    let Sources { pool, urls } = load_sources(&used, &plan.arch, fetcher, r, timings)?;
     r.event(Event::StageStarted {
         stage: Stage::Resolve,
         items: 2,
         bytes: 0,
     });
-    let (pool, base, ext) = timed(timings, Stage::Resolve, r, || {
-        let pool = Pool::new(loaded, &plan.arch);
-        let jobs = |names: &[String]| names.iter().map(|n| Dep::parse(n)).collect::<Vec<_>>();
+    let recommends = plan.recipe.packages.recommends;
+    let (base, ext) = timed(timings, Stage::Resolve, r, || {
         let base_req = Request {
             install: jobs(&plan.recipe.base.packages),
             installed: vec![],
-            recommends: plan.recipe.packages.recommends,
+            recommends,
         };
         let base = pool.solve(&base_req).map_err(|problems| Unsolvable {
             what: "the base image".into(),
@@ -217,24 +255,61 @@ fn resolve(
         let ext_req = Request {
             install: jobs(&plan.recipe.packages.install),
             installed: base.clone(),
-            recommends: plan.recipe.packages.recommends,
+            recommends,
         };
         let ext = pool.solve(&ext_req).map_err(|problems| Unsolvable {
             what: "the extension".into(),
             problems,
         })?;
-        Ok((pool, base, ext))
+        Ok((base, ext))
     })?;
-    let urls = pool
-        .solvables
-        .iter()
-        .map(|s| base_urls[&s.repo].clone())
-        .collect();
     Ok(Resolved {
         pool,
         base,
         ext,
         base_urls: urls,
+    })
+}
+
+/// The answer of `elsx resolve --repo … --install …`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Transaction {
+    pub install: Vec<PackageInfo>,
+    pub problems: Vec<Problem>,
+}
+
+/// Resolves packages from the `--repo` repositories alone, without a recipe.
+pub fn resolve_direct(
+    install: &[String],
+    recommends: bool,
+    arch: &str,
+    opts: &Options,
+    r: &dyn Reporter,
+) -> Result<Transaction> {
+    if opts.repos.is_empty() {
+        bail!("no repository: pass --repo NAME=URL (repeatable)");
+    }
+    let defs = definitions(opts, arch, &[])?;
+    let aliases: Vec<String> = opts.repos.iter().map(|(n, _)| n.clone()).collect();
+    let used = repo::select(&defs, &aliases)?;
+    let fetcher = Fetcher::new(Cache::new(opts.cache_dir.clone()), opts.offline);
+    thread_pool(opts.jobs)?.install(|| {
+        let src = load_sources(&used, arch, &fetcher, r, &mut Vec::new())?;
+        let req = Request {
+            install: jobs(install),
+            installed: vec![],
+            recommends,
+        };
+        Ok(match src.pool.solve(&req) {
+            Ok(set) => Transaction {
+                install: infos(&src.pool, &set),
+                problems: vec![],
+            },
+            Err(problems) => Transaction {
+                install: vec![],
+                problems,
+            },
+        })
     })
 }
 

@@ -42,10 +42,20 @@ enum Command {
         #[arg(long)]
         keep_changed: bool,
     },
-    /// Print the packages of the base and of the extension, without downloading any payload
+    /// Print the packages a recipe's base and extension resolve to, or, without a recipe, what
+    /// installing --install packages from the --repo repositories takes; no payload is downloaded
     Resolve {
-        /// A recipe (*.toml)
-        path: PathBuf,
+        /// A recipe (*.toml); omit it to resolve --install against --repo
+        path: Option<PathBuf>,
+        /// A package to install (name or provide, optionally `name>=version`); repeatable
+        #[arg(long = "install", value_name = "NAME")]
+        install: Vec<String>,
+        /// Install Recommends and Supplements too
+        #[arg(long)]
+        recommends: bool,
+        /// rpm architecture to resolve for (default: this machine's)
+        #[arg(long, value_name = "ARCH")]
+        arch: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -206,11 +216,51 @@ fn run(cli: &Cli) -> Result<()> {
             let summary = pipeline::build(&plan, &opts, reporter(cli).as_ref())?;
             print_build(cli, &summary)
         }
-        Command::Resolve { path, common } => {
+        Command::Resolve {
+            path: Some(path),
+            install,
+            common,
+            ..
+        } => {
+            if !install.is_empty() {
+                bail!("--install goes without a recipe; the recipe lists its own packages");
+            }
             let plan = load_plan(path)?;
             let opts = common.options(false)?;
             let res = pipeline::resolve_only(&plan, &opts, reporter(cli).as_ref())?;
             print_resolution(cli, &res)
+        }
+        Command::Resolve {
+            path: None,
+            install,
+            recommends,
+            arch,
+            common,
+        } => {
+            if install.is_empty() {
+                bail!("nothing to resolve: pass a recipe, or --install NAME with --repo NAME=URL");
+            }
+            let opts = common.options(false)?;
+            let arch = arch
+                .clone()
+                .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+            let t = pipeline::resolve_direct(
+                install,
+                *recommends,
+                &arch,
+                &opts,
+                reporter(cli).as_ref(),
+            )?;
+            print_transaction(cli, &t)?;
+            if t.problems.is_empty() {
+                Ok(())
+            } else {
+                Err(Unsolvable {
+                    what: "the request".into(),
+                    problems: t.problems,
+                }
+                .into())
+            }
         }
     }
 }
@@ -297,6 +347,19 @@ fn print_build(cli: &Cli, s: &BuildSummary) -> Result<()> {
     writeln!(out, "  extension-release:")?;
     for l in s.extension_release.lines() {
         writeln!(out, "    {l}")?;
+    }
+    Ok(())
+}
+
+fn print_transaction(cli: &Cli, t: &pipeline::Transaction) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if cli.json {
+        serde_json::to_writer_pretty(&mut out, t)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    for p in &t.install {
+        writeln!(out, "{}  [{}]", nevra(p), p.repo)?;
     }
     Ok(())
 }
