@@ -10,7 +10,7 @@ declare -A need=(
     [rpmbuild]=rpm [rpm2cpio]=rpm2cpio [createrepo_c]=createrepo-c [cpio]=cpio [zstd]=zstd
     [unsquashfs]=squashfs-tools [mksquashfs]=squashfs-tools [fsck.erofs]=erofs-utils
     [veritysetup]=cryptsetup-bin [sfdisk]=fdisk [systemd-dissect]=systemd-container
-    [testsolv]=libsolv-tools [gcc]=gcc
+    [testsolv]=libsolv-tools [gcc]=gcc [bwrap]=bubblewrap [restorecon]=policycoreutils
 )
 missing=()
 for cmd in "${!need[@]}"; do
