@@ -175,9 +175,103 @@ impl Release {
     }
 }
 
+/// mkosi's `configure_extension_release()`: keeps an existing
+/// `usr/lib/extension-release.d/extension-release.NAME` (from extra trees), then appends what is
+/// missing: ID (else `_any`), SYSEXT_LEVEL and VERSION_ID from `usr/lib/os-release`, SYSEXT_ID
+/// from ImageId=, SYSEXT_VERSION_ID from ImageVersion=, SYSEXT_SCOPE (`SYSEXT_SCOPE` from
+/// Environment=, else `initrd system portable`) and ARCHITECTURE. Returns the file's path.
+pub fn install_mkosi_release(
+    t: &mut Tree,
+    name: &str,
+    image_id: Option<&str>,
+    image_version: Option<&str>,
+    scope: Option<&str>,
+    rpm_arch: &str,
+    mtime: u64,
+) -> String {
+    let path = format!("usr/lib/extension-release.d/extension-release.{name}");
+    let read = |p: &str| match t.get(p) {
+        Some(Entry {
+            kind: Kind::File(d),
+            ..
+        }) => parse_os_release(&String::from_utf8_lossy(d)),
+        _ => Vec::new(),
+    };
+    let os = read("usr/lib/os-release");
+    let ext = read(&path);
+    let has = |k: &str| ext.iter().any(|(key, _)| key == k);
+    let os_get = |k: &str| {
+        os.iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut text: String = ext.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let mut add = |k: &str, v: Option<&str>| {
+        if let (false, Some(v)) = (has(k), v) {
+            text.push_str(&format!("{k}={v}\n"));
+        }
+    };
+    add("ID", Some(os_get("ID").unwrap_or("_any")));
+    add("SYSEXT_LEVEL", os_get("SYSEXT_LEVEL"));
+    add("VERSION_ID", os_get("VERSION_ID"));
+    add("SYSEXT_ID", image_id);
+    add("SYSEXT_VERSION_ID", image_version);
+    add(
+        "SYSEXT_SCOPE",
+        Some(scope.unwrap_or("initrd system portable")),
+    );
+    add("ARCHITECTURE", Some(systemd_arch(rpm_arch)));
+    t.insert(
+        path.clone(),
+        Entry {
+            kind: Kind::File(Arc::new(text.into_bytes())),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime,
+            xattrs: Default::default(),
+        },
+    );
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mkosi_release_keeps_existing_keys_first() {
+        let mut t = Tree::new();
+        let file = |d: &str| Entry {
+            kind: Kind::File(Arc::new(d.as_bytes().to_vec())),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            xattrs: Default::default(),
+        };
+        t.insert(
+            "usr/lib/os-release".into(),
+            file("ID=\"opensuse-tumbleweed\"\nVERSION_ID=\"20261120\"\n"),
+        );
+        t.insert(
+            "usr/lib/extension-release.d/extension-release.x".into(),
+            file("SYSEXT_SCOPE=initrd\n"),
+        );
+        let p = install_mkosi_release(&mut t, "x", None, Some("1.0"), Some("system"), "x86_64", 0);
+        let Some(Entry {
+            kind: Kind::File(d),
+            ..
+        }) = t.get(&p)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            String::from_utf8_lossy(d),
+            "SYSEXT_SCOPE=initrd\nID=opensuse-tumbleweed\nVERSION_ID=20261120\nSYSEXT_VERSION_ID=1.0\nARCHITECTURE=x86-64\n"
+        );
+    }
 
     #[test]
     fn derives_from_base() {

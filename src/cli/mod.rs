@@ -4,7 +4,7 @@
 
 mod progress;
 
-use crate::pipeline::{self, BuildSummary, Plan, Resolution, Unsolvable};
+use crate::pipeline::{self, BuildSummary, Resolution, Spec, Unsolvable};
 use crate::report::Reporter;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -211,9 +211,9 @@ fn run(cli: &Cli) -> Result<()> {
             common,
             keep_changed,
         } => {
-            let plan = load_plan(path)?;
             let opts = common.options(*keep_changed)?;
-            let summary = pipeline::build(&plan, &opts, reporter(cli).as_ref())?;
+            let spec = load_spec(path, &opts)?;
+            let summary = pipeline::build(&spec, &opts, reporter(cli).as_ref())?;
             print_build(cli, &summary)
         }
         Command::Resolve {
@@ -225,9 +225,9 @@ fn run(cli: &Cli) -> Result<()> {
             if !install.is_empty() {
                 bail!("--install goes without a recipe; the recipe lists its own packages");
             }
-            let plan = load_plan(path)?;
             let opts = common.options(false)?;
-            let res = pipeline::resolve_only(&plan, &opts, reporter(cli).as_ref())?;
+            let spec = load_spec(path, &opts)?;
+            let res = pipeline::resolve_only(&spec, &opts, reporter(cli).as_ref())?;
             print_resolution(cli, &res)
         }
         Command::Resolve {
@@ -265,14 +265,14 @@ fn run(cli: &Cli) -> Result<()> {
     }
 }
 
-fn load_plan(path: &std::path::Path) -> Result<Plan> {
+fn load_spec(path: &std::path::Path, opts: &pipeline::Options) -> Result<Spec> {
     if path.is_dir() {
         bail!(
             "{}: mkosi configuration directories are not supported yet; pass a recipe (*.toml)",
             path.display()
         );
     }
-    Plan::load(path)
+    pipeline::recipe::load(path, opts)
 }
 
 fn human_bytes(b: u64) -> String {
@@ -306,9 +306,21 @@ fn print_build(cli: &Cli, s: &BuildSummary) -> Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    let fmt = match s.format {
-        crate::recipe::Format::Squashfs => "squashfs",
-        crate::recipe::Format::Erofs => "erofs",
+    let fmt = match &s.output {
+        pipeline::spec::OutputKind::Directory => "directory".to_owned(),
+        pipeline::spec::OutputKind::Sysext { fs, ddi, verity } => {
+            let fs = match fs {
+                pipeline::spec::FsType::Squashfs => "squashfs",
+                pipeline::spec::FsType::Erofs => "erofs",
+            };
+            match (ddi, verity) {
+                (false, _) => fs.to_owned(),
+                (true, crate::package::VerityMode::None) => format!("GPT disk image, {fs}"),
+                (true, crate::package::VerityMode::Hash) => {
+                    format!("GPT disk image, {fs}, dm-verity")
+                }
+            }
+        }
     };
     writeln!(
         out,

@@ -1,0 +1,688 @@
+//! The build, stage by stage, as DESIGN.md draws it:
+//! plan → metadata → resolve → fetch → unpack → stage → diff → write → package.
+//!
+//! A [`Spec`] describes one image whatever its source: [`recipe`] turns a recipe into one.
+
+pub mod recipe;
+pub mod spec;
+
+pub use spec::Spec;
+use spec::{Base, FsType, OutputKind, ReleaseSpec, TreeSource};
+
+use crate::cache::{Bucket, Cache};
+use crate::diff;
+use crate::fetch::{self, Fetcher};
+use crate::package;
+use crate::repo::{
+    self,
+    definition::{RepoDef, Vars},
+};
+use crate::report::{Event, Reporter, Stage};
+use crate::resolve::{Pool, Problem, Request, dep::Dep};
+use crate::sysext::{self, Release};
+use crate::tree::{self, Entry, Tree};
+use crate::unpack::{self, IdMap, Unpacked};
+use crate::write;
+use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Settings from the command line that apply to any build.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub output_dir: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+    pub offline: bool,
+    pub jobs: usize,
+    pub mirror: Option<String>,
+    pub repos: Vec<(String, String)>,
+    pub repos_dirs: Vec<PathBuf>,
+    pub source_date_epoch: Option<u64>,
+    pub keep_changed: bool,
+}
+
+/// An unsolvable request: the answer is no (exit code 1), not trouble.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} cannot be resolved:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct Unsolvable {
+    pub what: String,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PackageInfo {
+    pub name: String,
+    pub epoch: u64,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+    pub repo: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Resolution {
+    pub base: Vec<PackageInfo>,
+    pub extension: Vec<PackageInfo>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StageTime {
+    pub stage: Stage,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BuildSummary {
+    pub image: PathBuf,
+    pub output: OutputKind,
+    pub bytes: u64,
+    /// Entries in the image other than directories.
+    pub files: usize,
+    pub directories: usize,
+    pub packages: Resolution,
+    pub extension_release: String,
+    /// Partitions and root hash when the image is a GPT disk image.
+    pub ddi: Option<package::DdiInfo>,
+    pub diff: diff::Report,
+    /// Scriptlets that were not run, by package.
+    pub skipped_scriptlets: BTreeMap<String, Vec<String>>,
+    pub timings: Vec<StageTime>,
+}
+
+struct Resolved {
+    pool: Pool,
+    base: Vec<usize>,
+    ext: Vec<usize>,
+    urls: Vec<String>,
+}
+
+fn timed<T>(
+    timings: &mut Vec<StageTime>,
+    stage: Stage,
+    r: &dyn Reporter,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let start = Instant::now();
+    let out = f();
+    r.event(Event::StageFinished { stage });
+    timings.push(StageTime {
+        stage,
+        seconds: start.elapsed().as_secs_f64(),
+    });
+    out
+}
+
+/// Repository definitions: shipped, `--repos-dir`, extra files, then the command line's overrides.
+fn definitions(opts: &Options, arch: &str, files: &[PathBuf]) -> Result<Vec<RepoDef>> {
+    let vars = Vars {
+        arch: arch.to_owned(),
+        releasever: "16.0".into(),
+    };
+    let dirs: Vec<&Path> = opts.repos_dirs.iter().map(PathBuf::as_path).collect();
+    let file_refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let mut defs = repo::load_definitions(&dirs, &file_refs, &vars)?;
+    repo::apply_overrides(&mut defs, opts.mirror.as_deref(), &opts.repos);
+    Ok(defs)
+}
+
+/// The pool of every package the used repositories offer, and each package's base URL.
+struct Sources {
+    pool: Pool,
+    urls: Vec<String>,
+}
+
+fn load_sources(
+    used: &[&RepoDef],
+    arch: &str,
+    fetcher: &Fetcher,
+    r: &dyn Reporter,
+    timings: &mut Vec<StageTime>,
+) -> Result<Sources> {
+    for d in used {
+        if d.gpgcheck && !d.baseurl.starts_with("file://") {
+            r.event(Event::Warning(&format!(
+                "repository {}: signature checking is not implemented yet; package checksums are verified against its metadata, but repomd.xml's signature is not",
+                d.alias
+            )));
+        }
+    }
+    r.event(Event::StageStarted {
+        stage: Stage::Metadata,
+        items: used.len() as u64,
+        bytes: 0,
+    });
+    let loaded = timed(timings, Stage::Metadata, r, || {
+        used.par_iter()
+            .map(|d| {
+                Ok((
+                    d.alias.clone(),
+                    d.priority,
+                    repo::load_packages(d, fetcher, r)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let base_urls: BTreeMap<&str, &str> = used
+        .iter()
+        .map(|d| (d.alias.as_str(), d.baseurl.as_str()))
+        .collect();
+    let pool = Pool::new(loaded, arch);
+    let urls = pool
+        .solvables
+        .iter()
+        .map(|s| base_urls[s.repo.as_str()].to_owned())
+        .collect();
+    Ok(Sources { pool, urls })
+}
+
+fn jobs(names: &[String]) -> Vec<Dep> {
+    names.iter().map(|n| Dep::parse(n)).collect()
+}
+
+/// The answer of `elsx resolve --repo … --install …`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Transaction {
+    pub install: Vec<PackageInfo>,
+    pub problems: Vec<Problem>,
+}
+
+/// Resolves packages from the `--repo` repositories alone, without a recipe.
+pub fn resolve_direct(
+    install: &[String],
+    recommends: bool,
+    arch: &str,
+    opts: &Options,
+    r: &dyn Reporter,
+) -> Result<Transaction> {
+    if opts.repos.is_empty() {
+        bail!("no repository: pass --repo NAME=URL (repeatable)");
+    }
+    let defs = definitions(opts, arch, &[])?;
+    let aliases: Vec<String> = opts.repos.iter().map(|(n, _)| n.clone()).collect();
+    let used = repo::select(&defs, &aliases)?;
+    let fetcher = Fetcher::new(Cache::new(opts.cache_dir.clone()), opts.offline);
+    thread_pool(opts.jobs)?.install(|| {
+        let src = load_sources(&used, arch, &fetcher, r, &mut Vec::new())?;
+        let req = Request {
+            install: jobs(install),
+            installed: vec![],
+            recommends,
+        };
+        Ok(match src.pool.solve(&req) {
+            Ok(set) => Transaction {
+                install: infos(&src.pool, &set),
+                problems: vec![],
+            },
+            Err(problems) => Transaction {
+                install: vec![],
+                problems,
+            },
+        })
+    })
+}
+
+fn infos(pool: &Pool, idx: &[usize]) -> Vec<PackageInfo> {
+    idx.iter()
+        .map(|&i| {
+            let s = pool.get(i);
+            PackageInfo {
+                name: s.pkg.name.clone(),
+                epoch: s.pkg.evr.epoch.unwrap_or(0),
+                version: s.pkg.evr.version.clone(),
+                release: s.pkg.evr.release.clone().unwrap_or_default(),
+                arch: s.pkg.arch.clone(),
+                repo: s.repo.clone(),
+            }
+        })
+        .collect()
+}
+
+fn thread_pool(jobs: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .context("starting worker threads")
+}
+
+/// Resolves the base (when it is made of packages) and then the image's packages on top of it.
+fn resolve(
+    spec: &Spec,
+    fetcher: &Fetcher,
+    r: &dyn Reporter,
+    timings: &mut Vec<StageTime>,
+) -> Result<Resolved> {
+    if spec.repos.is_empty() {
+        bail!("{}: no repository to install packages from", spec.label);
+    }
+    let used: Vec<&RepoDef> = spec.repos.iter().collect();
+    let Sources { pool, urls } = load_sources(&used, &spec.arch, fetcher, r, timings)?;
+    r.event(Event::StageStarted {
+        stage: Stage::Resolve,
+        items: 2,
+        bytes: 0,
+    });
+    let recommends = spec.recommends;
+    let (base, ext) = timed(timings, Stage::Resolve, r, || {
+        let base = match &spec.base {
+            Base::Packages(p) => pool
+                .solve(&Request {
+                    install: jobs(p),
+                    installed: vec![],
+                    recommends,
+                })
+                .map_err(|problems| Unsolvable {
+                    what: format!("{}: the base image", spec.label),
+                    problems,
+                })?,
+            _ => Vec::new(),
+        };
+        let ext = pool
+            .solve(&Request {
+                install: jobs(&spec.packages),
+                installed: base.clone(),
+                recommends,
+            })
+            .map_err(|problems| Unsolvable {
+                what: spec.label.clone(),
+                problems,
+            })?;
+        Ok((base, ext))
+    })?;
+    Ok(Resolved {
+        pool,
+        base,
+        ext,
+        urls,
+    })
+}
+
+/// Resolves an image's package sets without downloading any payload.
+pub fn resolve_only(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<Resolution> {
+    let fetcher = Fetcher::new(Cache::new(opts.cache_dir.clone()), opts.offline);
+    let res = thread_pool(opts.jobs)?.install(|| resolve(spec, &fetcher, r, &mut Vec::new()))?;
+    Ok(Resolution {
+        base: infos(&res.pool, &res.base),
+        extension: infos(&res.pool, &res.ext),
+    })
+}
+
+/// Runs the whole build of one image and writes it.
+pub fn build(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSummary> {
+    thread_pool(opts.jobs)?.install(|| build_inner(spec, opts, r))
+}
+
+/// Downloads (into the verified cache) and unpacks packages, in parallel, in transaction order.
+fn fetch_and_unpack(
+    res: &Resolved,
+    all: &[usize],
+    fetcher: &Fetcher,
+    opts: &Options,
+    r: &dyn Reporter,
+    timings: &mut Vec<StageTime>,
+) -> Result<Vec<(Tree, Unpacked)>> {
+    let pool = &res.pool;
+    let bytes: u64 = all.iter().map(|&i| pool.get(i).pkg.size).sum();
+    r.event(Event::StageStarted {
+        stage: Stage::Fetch,
+        items: all.len() as u64,
+        bytes,
+    });
+    // Downloads are bound by the network, not the CPU: more of them than cores.
+    let downloads = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(6))
+        .build()?;
+    let paths: Vec<PathBuf> = timed(timings, Stage::Fetch, r, || {
+        downloads.install(|| {
+            all.par_iter()
+                .map(|&i| {
+                    let p = &pool.get(i).pkg;
+                    let url = fetch::join(&res.urls[i], &p.location);
+                    let (path, _) = fetcher
+                        .get_verified(&url, &p.checksum, Bucket::Rpms, r, Stage::Fetch, &p.nevra())
+                        .with_context(|| format!("downloading {}", p.nevra()))?;
+                    Ok(path)
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+    })?;
+    r.event(Event::StageStarted {
+        stage: Stage::Unpack,
+        items: all.len() as u64,
+        bytes: 0,
+    });
+    timed(timings, Stage::Unpack, r, || {
+        all.par_iter()
+            .zip(paths.par_iter())
+            .map(|(&i, path)| {
+                let nevra = pool.get(i).pkg.nevra();
+                let out =
+                    unpack::unpack_file(path).with_context(|| format!("unpacking {nevra}"))?;
+                r.event(Event::Item {
+                    stage: Stage::Unpack,
+                    name: &nevra,
+                    bytes: out.0.content_bytes(),
+                    cached: false,
+                });
+                Ok(out)
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+}
+
+/// Reads trees to copy into the image (owned by root, as mkosi copies them).
+fn load_trees(sources: &[TreeSource]) -> Result<Vec<Tree>> {
+    sources
+        .iter()
+        .map(|s| {
+            let t = tree::load_dir(&s.source)
+                .with_context(|| format!("reading the tree {}", s.source.display()))?;
+            let mut out = Tree::new();
+            for (path, mut e) in t.entries {
+                e.uid = 0;
+                e.gid = 0;
+                let path = match &s.target {
+                    Some(target) => tree::normalize(&format!("{target}/{path}"))?,
+                    None => path,
+                };
+                out.insert(path, e);
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+/// Runs scripts on a tree: writes it out, runs them with it at /buildroot, reads it back.
+/// Entries a script did not touch keep their metadata (owners, xattrs, device nodes), which a
+/// round trip through a directory cannot carry when not running as root.
+fn run_scripts(
+    spec: &Spec,
+    scripts: &[PathBuf],
+    t: Tree,
+    env: &BTreeMap<String, String>,
+) -> Result<Tree> {
+    if scripts.is_empty() {
+        return Ok(t);
+    }
+    let work = tempfile::Builder::new()
+        .prefix("elsx-buildroot-")
+        .tempdir()?;
+    let skipped = tree::write_dir(&t, work.path())?;
+    let out_dir = spec.output.dir.clone();
+    fs_err::create_dir_all(&out_dir)?;
+    for s in scripts {
+        let m = crate::scripts::Mounts {
+            buildroot: work.path(),
+            srcdir: &spec.scripts.srcdir,
+            outputdir: &out_dir,
+        };
+        crate::scripts::run(s, &m, env)
+            .with_context(|| format!("{}: running {}", spec.label, s.display()))?;
+    }
+    let after = tree::load_dir(work.path()).context("reading the tree back after the scripts")?;
+    let mut merged = Tree::new();
+    for (path, e) in after.entries {
+        let keep = t
+            .get(&path)
+            .filter(|old| old.kind == e.kind && old.mode == e.mode)
+            .cloned();
+        merged.entries.insert(
+            path,
+            keep.unwrap_or(Entry {
+                uid: 0,
+                gid: 0,
+                ..e
+            }),
+        );
+    }
+    for p in skipped {
+        if let Some(e) = t.get(&p) {
+            merged.entries.insert(p, e.clone());
+        }
+    }
+    Ok(merged)
+}
+
+/// The environment mkosi gives scripts, plus `Environment=`.
+fn script_env(spec: &Spec) -> BTreeMap<String, String> {
+    let mut env = spec.scripts.env.clone();
+    env.insert(
+        "ARCHITECTURE".into(),
+        sysext::systemd_arch(&spec.arch).to_owned(),
+    );
+    env.insert("DISTRIBUTION_ARCHITECTURE".into(), spec.arch.clone());
+    env
+}
+
+fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSummary> {
+    let mut timings = Vec::new();
+    let fetcher = Fetcher::new(Cache::new(opts.cache_dir.clone()), opts.offline);
+    let res = resolve(spec, &fetcher, r, &mut timings)?;
+    let pool = &res.pool;
+    let all: Vec<usize> = res.base.iter().chain(&res.ext).copied().collect();
+    let unpacked = fetch_and_unpack(&res, &all, &fetcher, opts, r, &mut timings)?;
+
+    // stage: base and tools trees, skeleton and extra trees, scripts, extension-release.
+    r.event(Event::StageStarted {
+        stage: Stage::Diff,
+        items: 0,
+        bytes: 0,
+    });
+    let nbase = res.base.len();
+    let mut base_tree = match &spec.base {
+        Base::Tree(dir) => tree::load_dir(dir)
+            .with_context(|| format!("reading the base tree {}", dir.display()))?,
+        _ => Tree::new(),
+    };
+    let mut owners = Vec::new();
+    let mut skipped_scriptlets = BTreeMap::new();
+    let mut parts = Vec::new();
+    for (k, (t, u)) in unpacked.into_iter().enumerate() {
+        owners.extend(u.owners);
+        if !u.skipped_scriptlets.is_empty() {
+            skipped_scriptlets.insert(pool.get(all[k]).pkg.nevra(), u.skipped_scriptlets);
+        }
+        if k < nbase {
+            base_tree.merge(t)
+        } else {
+            parts.push(t)
+        }
+    }
+    let ids = IdMap::from_tree(&base_tree);
+    ids.apply(&mut base_tree, &owners);
+    let mut tools = base_tree.clone();
+    for t in load_trees(&spec.skeleton)? {
+        tools.merge(t);
+    }
+    for t in parts {
+        tools.merge(t);
+    }
+    let ids = IdMap::from_tree(&tools);
+    ids.apply(&mut tools, &owners);
+    for t in load_trees(&spec.extra)? {
+        tools.merge(t);
+    }
+    let env = script_env(spec);
+    tools = run_scripts(spec, &spec.scripts.postinst, tools, &env)?;
+    let epoch = opts
+        .source_date_epoch
+        .unwrap_or_else(|| tools.entries.values().map(|e| e.mtime).max().unwrap_or(0));
+    let er_path = write_release(spec, &base_tree, &mut tools, epoch);
+    tools = run_scripts(spec, &spec.scripts.finalize, tools, &env)?;
+
+    // diff
+    let (mut out_tree, report) = timed(&mut timings, Stage::Diff, r, || match spec.output.kind {
+        OutputKind::Directory => Ok((tools, diff::Report::default())),
+        OutputKind::Sysext { .. } => {
+            let keep_changed = opts.keep_changed || spec.keep_changed;
+            Ok(diff::subtract(
+                &base_tree,
+                &tools,
+                diff::Options { keep_changed },
+            )?)
+        }
+    })?;
+    if opts.source_date_epoch.is_some() {
+        out_tree.clamp_mtimes(epoch);
+    }
+    let extension_release = match er_path
+        .as_ref()
+        .and_then(|p| out_tree.get(p))
+        .map(|e| &e.kind)
+    {
+        Some(tree::Kind::File(d)) => String::from_utf8_lossy(d).into_owned(),
+        _ => String::new(),
+    };
+
+    // write, package
+    let (image, bytes, ddi) = write_output(spec, &out_tree, epoch, r, &mut timings)?;
+    let directories = out_tree.entries.values().filter(|e| e.is_dir()).count();
+    Ok(BuildSummary {
+        image,
+        output: spec.output.kind.clone(),
+        bytes,
+        files: out_tree.len() - directories,
+        directories,
+        packages: Resolution {
+            base: infos(pool, &res.base),
+            extension: infos(pool, &res.ext),
+        },
+        extension_release,
+        ddi,
+        diff: report,
+        skipped_scriptlets,
+        timings,
+    })
+}
+
+/// Writes extension-release into the tools tree; returns its path.
+fn write_release(spec: &Spec, base: &Tree, tools: &mut Tree, epoch: u64) -> Option<String> {
+    let name = &spec.output.name;
+    match &spec.release {
+        ReleaseSpec::None => None,
+        ReleaseSpec::Recipe {
+            id,
+            version,
+            sysext_level,
+            scope,
+            reload_manager,
+        } => {
+            let base_os = sysext::os_release(base);
+            let mut release = Release::derive(
+                base_os.as_deref(),
+                &spec.sysext_id,
+                version.as_deref(),
+                id.as_deref(),
+                scope,
+                &spec.arch,
+                *reload_manager,
+            );
+            if let Some(l) = sysext_level {
+                release.sysext_level = Some(l.clone());
+                release.version_id = None;
+            }
+            Some(release.install(tools, name, epoch))
+        }
+        ReleaseSpec::Mkosi {
+            image_id,
+            image_version,
+            scope,
+        } => Some(sysext::install_mkosi_release(
+            tools,
+            name,
+            image_id.as_deref(),
+            image_version.as_deref(),
+            scope.as_deref(),
+            &spec.arch,
+            epoch,
+        )),
+    }
+}
+
+fn write_output(
+    spec: &Spec,
+    t: &Tree,
+    epoch: u64,
+    r: &dyn Reporter,
+    timings: &mut Vec<StageTime>,
+) -> Result<(PathBuf, u64, Option<package::DdiInfo>)> {
+    let out = &spec.output;
+    r.event(Event::StageStarted {
+        stage: Stage::Write,
+        items: 1,
+        bytes: t.content_bytes(),
+    });
+    timed(timings, Stage::Write, r, || match out.kind {
+        OutputKind::Directory => {
+            let dest = out.dir.join(&out.name);
+            // Written beside its final place and renamed, replacing an earlier build.
+            let tmp = out.dir.join(format!(".{}.elsx-tmp", out.name));
+            if tmp.exists() {
+                fs_err::remove_dir_all(&tmp)?;
+            }
+            fs_err::create_dir_all(&out.dir)?;
+            tree::write_dir(t, &tmp)?;
+            if dest.exists() {
+                fs_err::remove_dir_all(&dest)?;
+            }
+            fs_err::rename(&tmp, &dest)?;
+            Ok((dest, t.content_bytes(), None))
+        }
+        OutputKind::Sysext { fs, ddi, verity } => {
+            let image = out.dir.join(format!("{}.raw", out.name));
+            let fs_bytes = write_fs(t, fs, epoch)?;
+            let mut info = None;
+            let bytes = if !ddi {
+                write::atomic_write(&image, |f| {
+                    f.write_all(&fs_bytes).map_err(|e| write::WriteError::Io {
+                        path: image.display().to_string(),
+                        source: e,
+                    })
+                })?
+            } else {
+                // UUIDs and the verity salt are derived from the image name: stable across rebuilds.
+                let seed = format!("{}\0{}", out.name, spec.arch);
+                write::atomic_write(&image, |f| {
+                    info = Some(package::write_ddi(
+                        &fs_bytes,
+                        &spec.arch,
+                        verity,
+                        seed.as_bytes(),
+                        f,
+                    )?);
+                    Ok(())
+                })?
+            };
+            if out.symlink {
+                let link = out.dir.join(&out.name);
+                if link.symlink_metadata().is_ok() {
+                    fs_err::remove_file(&link)?;
+                }
+                std::os::unix::fs::symlink(format!("{}.raw", out.name), &link)
+                    .with_context(|| format!("creating the symlink {}", link.display()))?;
+            }
+            Ok((image, bytes, info))
+        }
+    })
+}
+
+/// The file system image in memory (the disk image needs its size and verity its bytes).
+fn write_fs(t: &Tree, fs: FsType, epoch: u64) -> Result<Vec<u8>> {
+    let mut f = tempfile::tempfile().context("creating a temporary file")?;
+    match fs {
+        FsType::Squashfs => {
+            let sq = write::squashfs::Options {
+                mkfs_time: epoch.min(u32::MAX as u64) as u32,
+                ..Default::default()
+            };
+            write::squashfs::write(t, &sq, &mut f)?;
+        }
+        FsType::Erofs => bail!("the erofs writer is not available yet; use squashfs"),
+    }
+    let mut bytes = Vec::new();
+    f.rewind()?;
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
