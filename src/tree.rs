@@ -289,16 +289,16 @@ pub fn write_dir(t: &Tree, dest: &std::path::Path) -> Result<Vec<String>, std::i
     let mut checked: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (path, e) in &t.entries {
         // The parent must be a real directory below dest, never a symlink a package planted.
-        if let Some(p) = parent(path) {
-            if !checked.contains(p) {
-                let md = std::fs::symlink_metadata(dest.join(p))?;
-                if !md.is_dir() {
-                    return Err(std::io::Error::other(format!(
-                        "{path}: its parent {p} is not a directory in the tree; refusing to write through it"
-                    )));
-                }
-                checked.insert(p.to_owned());
+        if let Some(p) = parent(path)
+            && !checked.contains(p)
+        {
+            let md = std::fs::symlink_metadata(dest.join(p))?;
+            if !md.is_dir() {
+                return Err(std::io::Error::other(format!(
+                    "{path}: its parent {p} is not a directory in the tree; refusing to write through it"
+                )));
             }
+            checked.insert(p.to_owned());
         }
         let full = dest.join(path);
         match std::fs::symlink_metadata(&full) {
