@@ -28,10 +28,12 @@ pub struct Report {
     pub changed: Vec<String>,
     /// Number of identical paths present in both (dropped).
     pub unchanged: usize,
-    /// Paths outside `usr/` and `opt/` (a sysext cannot carry them).
+    /// Paths the extension adds outside `usr/` and `opt/` (a sysext cannot carry them).
     pub outside: Vec<String>,
     /// Whiteouts and `usr/lib/os-release`.
     pub removed: Vec<String>,
+    /// Whether the changed paths were kept (`keep_changed`) rather than dropped.
+    pub kept_changed: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,11 +54,14 @@ fn is_whiteout(e: &Entry) -> bool {
 /// Subtracts `base` from `tools`.
 pub fn subtract(base: &Tree, tools: &Tree, opts: Options) -> Result<(Tree, Report), DiffError> {
     let mut out = Tree::new();
-    let mut report = Report::default();
+    let mut report = Report {
+        kept_changed: opts.keep_changed,
+        ..Report::default()
+    };
     for (path, entry) in &tools.entries {
         if !in_sysext(path) {
             // Directories outside are not worth listing; their files are.
-            if !entry.is_dir() {
+            if !entry.is_dir() && base.get(path).is_none() {
                 report.outside.push(path.clone());
             }
             continue;

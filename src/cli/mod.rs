@@ -33,14 +33,18 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Build the extension image a recipe describes
+    /// Build the images a recipe (*.toml) or a mkosi configuration directory describes
     Build {
-        /// A recipe (*.toml)
+        /// A recipe (*.toml), or a mkosi configuration directory (drop-in for `mkosi build`)
         path: PathBuf,
         #[command(flatten)]
         common: Common,
         /// Keep files that exist in the base with other content (mkosi drops them)
         #[arg(long)]
         keep_changed: bool,
+        /// Print each image's resolved settings and where each came from (file:line), then stop
+        #[arg(long)]
+        explain: bool,
     },
     /// Print the packages a recipe's base and extension resolve to, or, without a recipe, what
     /// installing --install packages from the --repo repositories takes; no payload is downloaded
@@ -210,8 +214,33 @@ fn run(cli: &Cli) -> Result<()> {
             path,
             common,
             keep_changed,
+            explain,
         } => {
             let opts = common.options(*keep_changed)?;
+            if path.is_dir() {
+                let r = reporter(cli);
+                if *explain {
+                    let project = pipeline::mkosi::load(path)?;
+                    return explain_project(cli, &project);
+                }
+                let summaries = pipeline::mkosi::build(path, &opts, r.as_ref())?;
+                if cli.json {
+                    let mut out = std::io::stdout().lock();
+                    serde_json::to_writer_pretty(
+                        &mut out,
+                        &serde_json::json!({ "images": summaries }),
+                    )?;
+                    writeln!(out)?;
+                    return Ok(());
+                }
+                for s in &summaries {
+                    print_build(cli, s)?;
+                }
+                return Ok(());
+            }
+            if *explain {
+                bail!("--explain reads mkosi configuration directories; a recipe explains itself");
+            }
             let spec = load_spec(path, &opts)?;
             let summary = pipeline::build(&spec, &opts, reporter(cli).as_ref())?;
             print_build(cli, &summary)
@@ -268,11 +297,22 @@ fn run(cli: &Cli) -> Result<()> {
 fn load_spec(path: &std::path::Path, opts: &pipeline::Options) -> Result<Spec> {
     if path.is_dir() {
         bail!(
-            "{}: mkosi configuration directories are not supported yet; pass a recipe (*.toml)",
+            "{}: `resolve` takes a recipe (*.toml); mkosi directories are built with `elsx build DIR`",
             path.display()
         );
     }
     pipeline::recipe::load(path, opts)
+}
+
+fn explain_project(cli: &Cli, project: &crate::mkosi::Project) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if cli.json {
+        serde_json::to_writer_pretty(&mut out, project)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(project.summary().as_bytes())?;
+    }
+    Ok(())
 }
 
 fn human_bytes(b: u64) -> String {
@@ -328,14 +368,18 @@ fn print_build(cli: &Cli, s: &BuildSummary) -> Result<()> {
         s.image.display(),
         human_bytes(s.bytes)
     )?;
-    writeln!(out, "  base:       {} packages", s.packages.base.len())?;
     let names: Vec<String> = s.packages.extension.iter().map(nevra).collect();
-    writeln!(
-        out,
-        "  extension:  {} packages: {}",
-        names.len(),
-        names.join(", ")
-    )?;
+    if s.output == pipeline::spec::OutputKind::Directory {
+        writeln!(out, "  packages:   {}: {}", names.len(), names.join(", "))?;
+    } else {
+        writeln!(out, "  base:       {} packages", s.packages.base.len())?;
+        writeln!(
+            out,
+            "  extension:  {} packages: {}",
+            names.len(),
+            names.join(", ")
+        )?;
+    }
     let content: u64 = s.bytes;
     let _ = content;
     writeln!(
@@ -343,22 +387,31 @@ fn print_build(cli: &Cli, s: &BuildSummary) -> Result<()> {
         "  contents:   {} files, {} directories",
         s.files, s.directories
     )?;
-    writeln!(
-        out,
-        "  subtracted: {} identical base paths, {} changed base paths dropped, {} paths outside /usr and /opt",
-        s.diff.unchanged,
-        s.diff.changed.len(),
-        s.diff.outside.len()
-    )?;
-    for p in &s.diff.changed {
-        writeln!(out, "    changed, dropped: /{p}")?;
+    if s.output != pipeline::spec::OutputKind::Directory {
+        writeln!(
+            out,
+            "  subtracted: {} identical base paths, {} changed base paths dropped, {} paths outside /usr and /opt dropped",
+            s.diff.unchanged,
+            s.diff.changed.len(),
+            s.diff.outside.len()
+        )?;
+        for p in &s.diff.changed {
+            let verb = if s.diff.kept_changed {
+                "kept"
+            } else {
+                "dropped"
+            };
+            writeln!(out, "    changed, {verb}: /{p}")?;
+        }
     }
     for (pkg, scripts) in &s.skipped_scriptlets {
         writeln!(out, "  not run:    {} of {pkg}", scripts.join(", "))?;
     }
-    writeln!(out, "  extension-release:")?;
-    for l in s.extension_release.lines() {
-        writeln!(out, "    {l}")?;
+    if !s.extension_release.is_empty() {
+        writeln!(out, "  extension-release:")?;
+        for l in s.extension_release.lines() {
+            writeln!(out, "    {l}")?;
+        }
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //!
 //! A [`Spec`] describes one image whatever its source: [`recipe`] turns a recipe into one.
 
+pub mod mkosi;
 pub mod recipe;
 pub mod spec;
 
@@ -446,7 +447,7 @@ fn run_scripts(
 }
 
 /// The environment mkosi gives scripts, plus `Environment=`.
-fn script_env(spec: &Spec) -> BTreeMap<String, String> {
+pub(crate) fn script_env(spec: &Spec) -> BTreeMap<String, String> {
     let mut env = spec.scripts.env.clone();
     env.insert(
         "ARCHITECTURE".into(),
@@ -481,7 +482,8 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
     let mut parts = Vec::new();
     for (k, (t, u)) in unpacked.into_iter().enumerate() {
         owners.extend(u.owners);
-        if !u.skipped_scriptlets.is_empty() {
+        // The base's scriptlets are the base's business; the report lists the image's own.
+        if k >= nbase && !u.skipped_scriptlets.is_empty() {
             skipped_scriptlets.insert(pool.get(all[k]).pkg.nevra(), u.skipped_scriptlets);
         }
         if k < nbase {
