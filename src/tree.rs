@@ -358,9 +358,143 @@ fn effective_uid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+/// Reads a tar archive (as `mkosi.skeleton.tar` or `mkosi.extra.tar`) into a tree, keeping the
+/// owners the archive records. Names are normalized like package paths: nothing can point
+/// outside the tree; a hard link takes its target's content.
+pub fn load_tar(r: impl std::io::Read, name: &str) -> Result<Tree, std::io::Error> {
+    let bad =
+        |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{name}: {m}"));
+    let mut t = Tree::new();
+    let mut ar = tar::Archive::new(r);
+    for item in ar.entries()? {
+        let mut e = item?;
+        let raw = e.path()?.to_string_lossy().into_owned();
+        let path = match normalize(&raw) {
+            Ok(p) => p,
+            Err(PathError::Empty(_)) => continue, // "./" itself
+            Err(err) => return Err(bad(err.to_string())),
+        };
+        let h = e.header();
+        let (mode, uid, gid, mtime) = (
+            h.mode()? & 0o7777,
+            h.uid()? as u32,
+            h.gid()? as u32,
+            h.mtime()?,
+        );
+        let dev = |h: &tar::Header| -> Result<(u32, u32), std::io::Error> {
+            Ok((
+                h.device_major()?.unwrap_or(0),
+                h.device_minor()?.unwrap_or(0),
+            ))
+        };
+        let kind = match h.entry_type() {
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut data = Vec::with_capacity(h.size()? as usize);
+                std::io::Read::read_to_end(&mut e, &mut data)?;
+                Kind::File(Arc::new(data))
+            }
+            tar::EntryType::Symlink => Kind::Symlink(
+                e.link_name()?
+                    .ok_or_else(|| bad(format!("{raw}: symlink without a target")))?
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            tar::EntryType::Link => {
+                let target = e
+                    .link_name()?
+                    .ok_or_else(|| bad(format!("{raw}: hard link without a target")))?;
+                let target =
+                    normalize(&target.to_string_lossy()).map_err(|err| bad(err.to_string()))?;
+                match t.get(&target) {
+                    Some(Entry {
+                        kind: k @ Kind::File(_),
+                        ..
+                    }) => k.clone(),
+                    _ => {
+                        return Err(bad(format!(
+                            "{raw}: hard link to {target}, which is not an earlier file"
+                        )));
+                    }
+                }
+            }
+            tar::EntryType::Char => {
+                let (major, minor) = dev(h)?;
+                Kind::CharDevice { major, minor }
+            }
+            tar::EntryType::Block => {
+                let (major, minor) = dev(h)?;
+                Kind::BlockDevice { major, minor }
+            }
+            tar::EntryType::Fifo => Kind::Fifo,
+            // pax headers and GNU long names are consumed by the tar crate.
+            _ => continue,
+        };
+        t.insert(
+            path,
+            Entry {
+                kind,
+                mode,
+                uid,
+                gid,
+                mtime,
+                xattrs: BTreeMap::new(),
+            },
+        );
+    }
+    Ok(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tar_archives_load_and_cannot_escape() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o4755);
+        h.set_uid(7);
+        h.set_gid(0);
+        h.set_mtime(5);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h.clone(), "usr/bin/x", &b"hi"[..])
+            .unwrap();
+        let mut l = tar::Header::new_gnu();
+        l.set_entry_type(tar::EntryType::Link);
+        l.set_size(0);
+        l.set_mode(0o644);
+        l.set_uid(0);
+        l.set_gid(0);
+        l.set_mtime(5);
+        b.append_link(&mut l, "usr/bin/y", "usr/bin/x").unwrap();
+        let data = b.into_inner().unwrap();
+        let t = load_tar(&data[..], "t.tar").unwrap();
+        let x = t.get("usr/bin/x").unwrap();
+        assert_eq!((x.mode, x.uid), (0o4755, 7));
+        assert_eq!(t.get("usr/bin/y").unwrap().kind, x.kind);
+        assert!(t.get("usr").unwrap().is_dir());
+
+        // A name with .. must be refused (written raw: the tar crate's builder refuses it too).
+        let mut raw = tar::Header::new_old();
+        raw.as_old_mut().name[..16].copy_from_slice(b"../../etc/passwd");
+        raw.set_size(0);
+        raw.set_mode(0o644);
+        raw.set_uid(0);
+        raw.set_gid(0);
+        raw.set_mtime(5);
+        raw.set_entry_type(tar::EntryType::Regular);
+        raw.set_cksum();
+        let mut evil = raw.as_bytes().to_vec();
+        evil.extend_from_slice(&[0u8; 1024]);
+        assert!(
+            load_tar(&evil[..], "evil.tar")
+                .unwrap_err()
+                .to_string()
+                .contains("leaves the image root")
+        );
+    }
 
     #[test]
     fn normalize_refuses_escapes() {

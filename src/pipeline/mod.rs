@@ -378,12 +378,24 @@ fn load_trees(sources: &[TreeSource]) -> Result<Vec<Tree>> {
     sources
         .iter()
         .map(|s| {
-            let t = tree::load_dir(&s.source)
-                .with_context(|| format!("reading the tree {}", s.source.display()))?;
+            let context = || format!("reading the tree {}", s.source.display());
+            // A directory's files belong to whoever ran the build: in the image they are root's,
+            // as mkosi copies them. A tar archive says who owns what.
+            let (t, from_dir) = if s.source.is_dir() {
+                (tree::load_dir(&s.source).with_context(context)?, true)
+            } else {
+                let f = fs_err::File::open(&s.source)?;
+                let name = s.source.to_string_lossy();
+                let codec = crate::compress::Codec::from_file_name(&name);
+                let reader = codec.reader(std::io::BufReader::new(f))?;
+                (tree::load_tar(reader, &name).with_context(context)?, false)
+            };
             let mut out = Tree::new();
             for (path, mut e) in t.entries {
-                e.uid = 0;
-                e.gid = 0;
+                if from_dir {
+                    e.uid = 0;
+                    e.gid = 0;
+                }
                 let path = match &s.target {
                     Some(target) => tree::normalize(&format!("{target}/{path}"))?,
                     None => path,
