@@ -32,7 +32,6 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Build the extension image a recipe describes
     /// Build the images a recipe (*.toml) or a mkosi configuration directory describes
     Build {
         /// A recipe (*.toml), or a mkosi configuration directory (drop-in for `mkosi build`)
@@ -45,6 +44,38 @@ enum Command {
         /// Print each image's resolved settings and where each came from (file:line), then stop
         #[arg(long)]
         explain: bool,
+    },
+    /// Subtract BASE from TOOLS (directories or tar archives) with the rules the build uses, and
+    /// print what was added, changed (dropped unless --keep-changed) and left out
+    Diff {
+        base: PathBuf,
+        tools: PathBuf,
+        /// Write the resulting tree into DIR
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Keep files that exist in the base with other content
+        #[arg(long)]
+        keep_changed: bool,
+    },
+    /// Write an image from a directory, like mksquashfs or `systemd-repart --make-ddi`
+    Pack {
+        /// The tree to pack (its usr/ and opt/ and everything else, as it is)
+        dir: PathBuf,
+        /// The image to write
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: PathBuf,
+        /// File system
+        #[arg(long, value_enum, default_value = "squashfs")]
+        fs: FsArg,
+        /// Wrap the file system in a GPT disk image
+        #[arg(long)]
+        ddi: bool,
+        /// dm-verity for the disk image (needs --ddi)
+        #[arg(long, value_enum, default_value = "none")]
+        verity: VerityArg,
+        /// rpm architecture of the partition types (default: this machine's)
+        #[arg(long, value_name = "ARCH")]
+        arch: Option<String>,
     },
     /// Print the packages a recipe's base and extension resolve to, or, without a recipe, what
     /// installing --install packages from the --repo repositories takes; no payload is downloaded
@@ -63,6 +94,18 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum FsArg {
+    Squashfs,
+    Erofs,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum VerityArg {
+    None,
+    Hash,
 }
 
 #[derive(Args, Debug)]
@@ -208,8 +251,120 @@ fn reporter(cli: &Cli) -> Box<dyn Reporter> {
     }
 }
 
+fn load_any_tree(p: &std::path::Path) -> Result<crate::tree::Tree> {
+    use anyhow::Context;
+    if p.is_dir() {
+        return crate::tree::load_dir(p).with_context(|| format!("reading {}", p.display()));
+    }
+    let name = p.to_string_lossy();
+    let f = fs_err::File::open(p)?;
+    let r = crate::compress::Codec::from_file_name(&name).reader(std::io::BufReader::new(f))?;
+    crate::tree::load_tar(r, &name).with_context(|| format!("reading {}", p.display()))
+}
+
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
+        Command::Diff {
+            base,
+            tools,
+            out,
+            keep_changed,
+        } => {
+            let (b, t) = (load_any_tree(base)?, load_any_tree(tools)?);
+            let (tree, report) = crate::diff::subtract(
+                &b,
+                &t,
+                crate::diff::Options {
+                    keep_changed: *keep_changed,
+                },
+            )?;
+            if let Some(dir) = out {
+                crate::tree::write_dir(&tree, dir)?;
+            }
+            let mut o = std::io::stdout().lock();
+            if cli.json {
+                serde_json::to_writer_pretty(&mut o, &report)?;
+                writeln!(o)?;
+            } else {
+                for p in &report.added {
+                    writeln!(o, "added    /{p}")?;
+                }
+                let verb = if report.kept_changed {
+                    "changed  (kept)"
+                } else {
+                    "changed  (dropped)"
+                };
+                for p in &report.changed {
+                    writeln!(o, "{verb} /{p}")?;
+                }
+                for p in &report.outside {
+                    writeln!(o, "outside  /{p}")?;
+                }
+                for p in &report.removed {
+                    writeln!(o, "removed  /{p}")?;
+                }
+                writeln!(
+                    o,
+                    "{} added, {} changed, {} identical, {} outside /usr and /opt",
+                    report.added.len(),
+                    report.changed.len(),
+                    report.unchanged,
+                    report.outside.len()
+                )?;
+            }
+            Ok(())
+        }
+        Command::Pack {
+            dir,
+            output,
+            fs,
+            ddi,
+            verity,
+            arch,
+        } => {
+            if matches!(verity, VerityArg::Hash) && !ddi {
+                bail!("--verity hash needs --ddi (the hash tree lives in its own partition)");
+            }
+            let t = load_any_tree(dir)?;
+            let fs = match fs {
+                FsArg::Squashfs => pipeline::spec::FsType::Squashfs,
+                FsArg::Erofs => pipeline::spec::FsType::Erofs,
+            };
+            let verity = match verity {
+                VerityArg::None => crate::package::VerityMode::None,
+                VerityArg::Hash => crate::package::VerityMode::Hash,
+            };
+            let arch = arch
+                .clone()
+                .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+            let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+                Ok(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
+                Err(_) => t.entries.values().map(|e| e.mtime).max().unwrap_or(0),
+            };
+            let seed = output
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (bytes, info) =
+                pipeline::write_image(&t, fs, *ddi, verity, &arch, seed.as_bytes(), output, epoch)?;
+            let mut o = std::io::stdout().lock();
+            if cli.json {
+                serde_json::to_writer_pretty(
+                    &mut o,
+                    &serde_json::json!({"image": output, "bytes": bytes, "ddi": info}),
+                )?;
+                writeln!(o)?;
+            } else {
+                writeln!(o, "wrote {} ({})", output.display(), human_bytes(bytes))?;
+                if let Some(h) = info.and_then(|i| i.root_hash) {
+                    writeln!(o, "  root hash: {h}")?;
+                }
+            }
+            Ok(())
+        }
         Command::Build {
             path,
             common,

@@ -646,29 +646,18 @@ fn write_output(
         }
         OutputKind::Sysext { fs, ddi, verity } => {
             let image = out.dir.join(format!("{}.raw", out.name));
-            let fs_bytes = write_fs(t, fs, epoch)?;
-            let mut info = None;
-            let bytes = if !ddi {
-                write::atomic_write(&image, |f| {
-                    f.write_all(&fs_bytes).map_err(|e| write::WriteError::Io {
-                        path: image.display().to_string(),
-                        source: e,
-                    })
-                })?
-            } else {
-                // UUIDs and the verity salt are derived from the image name: stable across rebuilds.
-                let seed = format!("{}\0{}", out.name, spec.arch);
-                write::atomic_write(&image, |f| {
-                    info = Some(package::write_ddi(
-                        &fs_bytes,
-                        &spec.arch,
-                        verity,
-                        seed.as_bytes(),
-                        f,
-                    )?);
-                    Ok(())
-                })?
-            };
+            // UUIDs and the verity salt are derived from the image name: stable across rebuilds.
+            let seed = format!("{}\0{}", out.name, spec.arch);
+            let (bytes, info) = write_image(
+                t,
+                fs,
+                ddi,
+                verity,
+                &spec.arch,
+                seed.as_bytes(),
+                &image,
+                epoch,
+            )?;
             if out.symlink {
                 let link = out.dir.join(&out.name);
                 if link.symlink_metadata().is_ok() {
@@ -680,6 +669,37 @@ fn write_output(
             Ok((image, bytes, info))
         }
     })
+}
+
+/// Writes a tree as an image at `dest` (never half-written under that name): a bare file system,
+/// or a GPT disk image whose UUIDs and verity salt derive from `seed`.
+#[allow(clippy::too_many_arguments)]
+pub fn write_image(
+    t: &Tree,
+    fs: FsType,
+    ddi: bool,
+    verity: package::VerityMode,
+    rpm_arch: &str,
+    seed: &[u8],
+    dest: &Path,
+    epoch: u64,
+) -> Result<(u64, Option<package::DdiInfo>)> {
+    let fs_bytes = write_fs(t, fs, epoch)?;
+    let mut info = None;
+    let bytes = if !ddi {
+        write::atomic_write(dest, |f| {
+            f.write_all(&fs_bytes).map_err(|e| write::WriteError::Io {
+                path: dest.display().to_string(),
+                source: e,
+            })
+        })?
+    } else {
+        write::atomic_write(dest, |f| {
+            info = Some(package::write_ddi(&fs_bytes, rpm_arch, verity, seed, f)?);
+            Ok(())
+        })?
+    };
+    Ok((bytes, info))
 }
 
 /// The file system image in memory (the disk image needs its size and verity its bytes).
