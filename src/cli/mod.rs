@@ -44,6 +44,9 @@ enum Command {
         /// Print each image's resolved settings and where each came from (file:line), then stop
         #[arg(long)]
         explain: bool,
+        /// Print per-stage wall time, items, bytes and cache hits at the end (always in --json)
+        #[arg(long)]
+        timings: bool,
     },
     /// Subtract BASE from TOOLS (directories or tar archives) with the rules the build uses, and
     /// print what was added, changed (dropped unless --keep-changed) and left out
@@ -370,6 +373,7 @@ fn run(cli: &Cli) -> Result<()> {
             common,
             keep_changed,
             explain,
+            timings,
         } => {
             let opts = common.options(*keep_changed)?;
             if path.is_dir() {
@@ -390,6 +394,9 @@ fn run(cli: &Cli) -> Result<()> {
                 }
                 for s in &summaries {
                     print_build(cli, s)?;
+                    if *timings {
+                        print_timings(s);
+                    }
                 }
                 return Ok(());
             }
@@ -398,7 +405,11 @@ fn run(cli: &Cli) -> Result<()> {
             }
             let spec = load_spec(path, &opts)?;
             let summary = pipeline::build(&spec, &opts, reporter(cli).as_ref())?;
-            print_build(cli, &summary)
+            print_build(cli, &summary)?;
+            if *timings && !cli.json {
+                print_timings(&summary);
+            }
+            Ok(())
         }
         Command::Resolve {
             path: Some(path),
@@ -569,6 +580,26 @@ fn print_build(cli: &Cli, s: &BuildSummary) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The per-stage table, on stderr (stdout carries the result).
+fn print_timings(s: &BuildSummary) {
+    eprintln!(
+        "{:<10} {:>9} {:>9} {:>11} {:>7}",
+        "stage", "seconds", "items", "bytes", "cached"
+    );
+    for t in &s.timings {
+        eprintln!(
+            "{:<10} {:>9.3} {:>9} {:>11} {:>7}",
+            t.stage.name(),
+            t.seconds,
+            t.items,
+            human_bytes(t.bytes),
+            t.cached
+        );
+    }
+    let total: f64 = s.timings.iter().map(|t| t.seconds).sum();
+    eprintln!("{:<10} {:>9.3}", "total", total);
 }
 
 fn print_transaction(cli: &Cli, t: &pipeline::Transaction) -> Result<()> {

@@ -73,6 +73,19 @@ pub struct Resolution {
 pub struct StageTime {
     pub stage: Stage,
     pub seconds: f64,
+    /// Units of work: repositories, packages, tree entries, images.
+    pub items: u64,
+    /// Bytes moved: downloaded, unpacked, written.
+    pub bytes: u64,
+    /// Items served from the cache.
+    pub cached: u64,
+}
+
+/// Records what the stage just timed did.
+fn count(timings: &mut [StageTime], items: u64, bytes: u64, cached: u64) {
+    if let Some(t) = timings.last_mut() {
+        (t.items, t.bytes, t.cached) = (items, bytes, cached);
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -112,6 +125,9 @@ fn timed<T>(
     timings.push(StageTime {
         stage,
         seconds: start.elapsed().as_secs_f64(),
+        items: 0,
+        bytes: 0,
+        cached: 0,
     });
     out
 }
@@ -166,6 +182,8 @@ fn load_sources(
             })
             .collect::<Result<Vec<_>>>()
     })?;
+    let npkgs: usize = loaded.iter().map(|(_, _, p)| p.len()).sum();
+    count(timings, npkgs as u64, 0, 0);
     let base_urls: BTreeMap<&str, &str> = used
         .iter()
         .map(|d| (d.alias.as_str(), d.baseurl.as_str()))
@@ -292,6 +310,7 @@ fn resolve(
             })?;
         Ok((base, ext))
     })?;
+    count(timings, (base.len() + ext.len()) as u64, 0, 0);
     Ok(Resolved {
         pool,
         base,
@@ -335,26 +354,28 @@ fn fetch_and_unpack(
     let downloads = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(6))
         .build()?;
-    let paths: Vec<PathBuf> = timed(timings, Stage::Fetch, r, || {
+    let fetched: Vec<(PathBuf, bool)> = timed(timings, Stage::Fetch, r, || {
         downloads.install(|| {
             all.par_iter()
                 .map(|&i| {
                     let p = &pool.get(i).pkg;
                     let url = fetch::join(&res.urls[i], &p.location);
-                    let (path, _) = fetcher
+                    fetcher
                         .get_verified(&url, &p.checksum, Bucket::Rpms, r, Stage::Fetch, &p.nevra())
-                        .with_context(|| format!("downloading {}", p.nevra()))?;
-                    Ok(path)
+                        .with_context(|| format!("downloading {}", p.nevra()))
                 })
                 .collect::<Result<Vec<_>>>()
         })
     })?;
+    let cached = fetched.iter().filter(|(_, c)| *c).count() as u64;
+    count(timings, all.len() as u64, bytes, cached);
+    let paths: Vec<&PathBuf> = fetched.iter().map(|(p, _)| p).collect();
     r.event(Event::StageStarted {
         stage: Stage::Unpack,
         items: all.len() as u64,
         bytes: 0,
     });
-    timed(timings, Stage::Unpack, r, || {
+    let out: Vec<(Tree, Unpacked)> = timed(timings, Stage::Unpack, r, || {
         all.par_iter()
             .zip(paths.par_iter())
             .map(|(&i, path)| {
@@ -370,7 +391,10 @@ fn fetch_and_unpack(
                 Ok(out)
             })
             .collect::<Result<Vec<_>>>()
-    })
+    })?;
+    let unpacked: u64 = out.iter().map(|(t, _)| t.content_bytes()).sum();
+    count(timings, all.len() as u64, unpacked, 0);
+    Ok(out)
 }
 
 /// Reads trees to copy into the image (owned by root, as mkosi copies them).
@@ -551,7 +575,14 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
     };
 
     // write, package
+    count(
+        &mut timings,
+        out_tree.len() as u64,
+        out_tree.content_bytes(),
+        0,
+    );
     let (image, bytes, ddi) = write_output(spec, &out_tree, epoch, r, &mut timings)?;
+    count(&mut timings, 1, bytes, 0);
     let directories = out_tree.entries.values().filter(|e| e.is_dir()).count();
     Ok(BuildSummary {
         image,
