@@ -212,7 +212,9 @@ pub fn specs(project: &Project, opts: &Options) -> Result<Vec<Spec>> {
             Base::Packages(b) => b.iter().chain(&packages).cloned().collect(),
             _ => packages,
         };
-        built.insert(out_dir.join(&img.output.value), full);
+        // BaseTrees= was expanded with the configured OutputDirectory (%O), so the key is the
+        // configured path even when -o writes elsewhere.
+        built.insert(img.output_dir().join(&img.output.value), full);
         out.push(spec);
     }
     if out.is_empty() {

@@ -744,7 +744,9 @@ fn write_fs(t: &Tree, fs: FsType, epoch: u64) -> Result<Vec<u8>> {
             };
             write::squashfs::write(t, &sq, &mut f)?;
         }
-        FsType::Erofs => bail!("the erofs writer is not available yet; use squashfs"),
+        FsType::Erofs => bail!(
+            "the erofs writer is not available yet; use squashfs (recipes: [output] format = \"squashfs\"; mkosi: Environment=SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT=squashfs)"
+        ),
     }
     let mut bytes = Vec::new();
     f.rewind()?;
