@@ -41,4 +41,4 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked --all-targets 2>&1 | tee /tmp/elsx-test.log
 # Benchmark smoke: small inputs, figures printed, never failing on a time.
-cargo bench --locked --bench stages -- --smoke
+cargo bench --locked --profile dev --bench stages -- --smoke
