@@ -39,6 +39,6 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets 2>&1 | tee /tmp/elsx-test.log
+cargo test --locked
 # Benchmark smoke: small inputs, figures printed, never failing on a time.
 cargo bench --locked --profile dev --bench stages -- --smoke
