@@ -411,6 +411,19 @@ impl Solver<'_> {
                 None => true,
             })
             .filter(|&c| !self.conflicts_with_set(c))
+            // libsolv's prune_obsoleted: a candidate another candidate obsoletes loses.
+            .filter(|&c| {
+                let pc = &pool.solvables[c].pkg;
+                !cands.iter().any(|&o| {
+                    let po = &pool.solvables[o].pkg;
+                    o != c
+                        && po.name != pc.name
+                        && po
+                            .obsoletes
+                            .iter()
+                            .any(|x| x.name == pc.name && self_provide(pc).overlaps(x))
+                })
+            })
             .max_by(|&a, &b| {
                 let (sa, sb) = (&pool.solvables[a], &pool.solvables[b]);
                 (sa.pkg.name == d.name)
@@ -424,17 +437,9 @@ impl Solver<'_> {
     }
 
     fn conflicts_with_set(&self, c: usize) -> bool {
-        let p = &self.pool.solvables[c].pkg;
-        let hits = |d: &Dep, other: usize| -> bool { self.pool.providers(d).contains(&other) };
-        self.set.iter().any(|&o| {
-            o != c
-                && (p.conflicts.iter().any(|d| hits(d, o))
-                    || self.pool.solvables[o]
-                        .pkg
-                        .conflicts
-                        .iter()
-                        .any(|d| hits(d, c)))
-        })
+        self.set
+            .iter()
+            .any(|&o| o != c && self.conflicts_with_set_pair(c, o))
     }
 
     fn explain(&self, who: usize, r: &Dep, cands: &[usize]) -> Problem {
@@ -475,11 +480,21 @@ impl Solver<'_> {
         ))
     }
 
+    /// Whether two packages cannot be installed together: a conflict either way, or one
+    /// obsoleting the other (obsoletes match package names, as in rpm and libsolv).
     fn conflicts_with_set_pair(&self, c: usize, o: usize) -> bool {
         let (p, q) = (&self.pool.solvables[c].pkg, &self.pool.solvables[o].pkg);
-        p.conflicts
-            .iter()
-            .any(|d| self.pool.providers(d).contains(&o))
+        let obsoletes = |a: &Package, b: &Package| {
+            a.name != b.name
+                && a.obsoletes
+                    .iter()
+                    .any(|d| d.name == b.name && self_provide(b).overlaps(d))
+        };
+        obsoletes(p, q)
+            || obsoletes(q, p)
+            || p.conflicts
+                .iter()
+                .any(|d| self.pool.providers(d).contains(&o))
             || q.conflicts
                 .iter()
                 .any(|d| self.pool.providers(d).contains(&c))
