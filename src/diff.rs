@@ -66,7 +66,8 @@ pub fn subtract(base: &Tree, tools: &Tree, opts: Options) -> Result<(Tree, Repor
             }
             continue;
         }
-        if is_whiteout(entry) || path == "usr/lib/os-release" {
+        // os-release never goes into a sysext; when the base has it, it is a base path like any.
+        if is_whiteout(entry) || (path == "usr/lib/os-release" && base.get(path).is_none()) {
             report.removed.push(path.clone());
             continue;
         }
@@ -97,7 +98,7 @@ pub fn subtract(base: &Tree, tools: &Tree, opts: Options) -> Result<(Tree, Repor
                     report.unchanged += 1;
                 } else {
                     report.changed.push(path.clone());
-                    if opts.keep_changed {
+                    if opts.keep_changed && path != "usr/lib/os-release" {
                         out.entries.insert(path.clone(), entry.clone());
                     }
                 }
