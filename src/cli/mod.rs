@@ -331,7 +331,9 @@ fn run(cli: &Cli) -> Result<()> {
             let t = load_any_tree(dir)?;
             let fs = match fs {
                 FsArg::Squashfs => pipeline::spec::FsType::Squashfs,
-                FsArg::Erofs => pipeline::spec::FsType::Erofs,
+                FsArg::Erofs => {
+                    pipeline::spec::FsType::Erofs(crate::write::erofs::Compression::Lz4hc(9))
+                }
             };
             let verity = match verity {
                 VerityArg::None => crate::package::VerityMode::None,
@@ -517,7 +519,7 @@ fn print_build(cli: &Cli, s: &BuildSummary) -> Result<()> {
         pipeline::spec::OutputKind::Sysext { fs, ddi, verity } => {
             let fs = match fs {
                 pipeline::spec::FsType::Squashfs => "squashfs",
-                pipeline::spec::FsType::Erofs => "erofs",
+                pipeline::spec::FsType::Erofs(_) => "erofs",
             };
             match (ddi, verity) {
                 (false, _) => fs.to_owned(),

@@ -41,7 +41,8 @@ pub fn load(dir: &Path) -> Result<Project> {
 fn fs_type(img: &Resolved) -> Result<FsType> {
     let env = |k: &str| img.environment.get(k).map(|v| v.value.as_str());
     match env("SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT").or(env("SYSTEMD_REPART_OVERRIDE_FSTYPE")) {
-        None | Some("erofs") => Ok(FsType::Erofs),
+        // systemd-repart runs mkfs.erofs without compression options unless told otherwise.
+        None | Some("erofs") => Ok(FsType::Erofs(crate::write::erofs::Compression::None)),
         Some("squashfs") => Ok(FsType::Squashfs),
         Some(other) => bail!(
             "image {}: root file system {other:?} (from Environment=) is not supported: use erofs or squashfs",

@@ -744,9 +744,26 @@ fn write_fs(t: &Tree, fs: FsType, epoch: u64) -> Result<Vec<u8>> {
             };
             write::squashfs::write(t, &sq, &mut f)?;
         }
-        FsType::Erofs => bail!(
-            "the erofs writer is not available yet; use squashfs (recipes: [output] format = \"squashfs\"; mkosi: Environment=SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT=squashfs)"
-        ),
+        FsType::Erofs(compression) => {
+            // The UUID comes from the tree's content, so the same tree gives the same image.
+            let seed: [u8; 16] = {
+                let mut h = <sha2::Sha256 as sha2::Digest>::new();
+                for (p, e) in &t.entries {
+                    sha2::Digest::update(&mut h, p.as_bytes());
+                    sha2::Digest::update(&mut h, e.mtime.to_le_bytes());
+                }
+                sha2::Digest::finalize(h)[..16]
+                    .try_into()
+                    .expect("16 bytes")
+            };
+            let opts = write::erofs::Options {
+                compression,
+                uuid_seed: seed,
+                mkfs_time: epoch,
+                ..Default::default()
+            };
+            write::erofs::write(t, &opts, &mut f)?;
+        }
     }
     let mut bytes = Vec::new();
     f.rewind()?;

@@ -52,7 +52,7 @@ pub fn load(path: &Path, opts: &Options) -> Result<Spec> {
         .unwrap_or_else(|| ext.name.clone());
     let fs = match recipe.output.format {
         Format::Squashfs => FsType::Squashfs,
-        Format::Erofs => FsType::Erofs,
+        Format::Erofs => FsType::Erofs(crate::write::erofs::Compression::Lz4hc(9)),
     };
     Ok(Spec {
         label: format!("recipe {}", path.display()),

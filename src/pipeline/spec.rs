@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[serde(rename_all = "lowercase")]
 pub enum FsType {
     Squashfs,
-    Erofs,
+    Erofs(crate::write::erofs::Compression),
 }
 
 /// What the build writes.
