@@ -1,7 +1,6 @@
 //! The extension-release file and the os-release data it is derived from.
 
 use crate::tree::{Entry, Kind, Tree};
-use std::sync::Arc;
 
 /// `KEY=value` pairs of an os-release file, in order, with quotes removed.
 pub fn parse_os_release(text: &str) -> Vec<(String, String)> {
@@ -160,17 +159,7 @@ impl Release {
             }
             text = merged;
         }
-        t.insert(
-            path.clone(),
-            Entry {
-                kind: Kind::File(Arc::new(text.into_bytes())),
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                mtime,
-                xattrs: Default::default(),
-            },
-        );
+        t.insert(path.clone(), Entry::file(text.into_bytes(), 0o644, mtime));
         path
     }
 }
@@ -222,17 +211,7 @@ pub fn install_mkosi_release(
         Some(scope.unwrap_or("initrd system portable")),
     );
     add("ARCHITECTURE", Some(systemd_arch(rpm_arch)));
-    t.insert(
-        path.clone(),
-        Entry {
-            kind: Kind::File(Arc::new(text.into_bytes())),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime,
-            xattrs: Default::default(),
-        },
-    );
+    t.insert(path.clone(), Entry::file(text.into_bytes(), 0o644, mtime));
     path
 }
 
@@ -243,14 +222,7 @@ mod tests {
     #[test]
     fn mkosi_release_keeps_existing_keys_first() {
         let mut t = Tree::new();
-        let file = |d: &str| Entry {
-            kind: Kind::File(Arc::new(d.as_bytes().to_vec())),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: 0,
-            xattrs: Default::default(),
-        };
+        let file = |d: &str| Entry::file(d.as_bytes().to_vec(), 0o644, 0);
         t.insert(
             "usr/lib/os-release".into(),
             file("ID=\"opensuse-tumbleweed\"\nVERSION_ID=\"20261120\"\n"),

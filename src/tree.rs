@@ -62,6 +62,18 @@ impl Entry {
         }
     }
 
+    /// A regular file owned by root.
+    pub fn file(data: Vec<u8>, mode: u32, mtime: u64) -> Entry {
+        Entry {
+            kind: Kind::File(Arc::new(data)),
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime,
+            xattrs: BTreeMap::new(),
+        }
+    }
+
     pub fn is_dir(&self) -> bool {
         matches!(self.kind, Kind::Dir)
     }

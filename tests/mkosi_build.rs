@@ -17,7 +17,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use support::{HttpServer, Listed, Run, elsx, manifest_dir, require_tools};
 
@@ -33,7 +32,7 @@ fn mirror() -> &'static Path {
         require_tools(&["rpmbuild", "createrepo_c", "gcc", "zstd"]);
         let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
         std::fs::create_dir_all(parent).unwrap();
-        prune_stale(parent, "tw-mirror-");
+        support::prune_stale(parent, "tw-mirror-");
         // Kept for the life of the process (statics are never dropped); stale ones from earlier
         // runs are pruned above.
         let dir = tempfile::Builder::new()
@@ -66,28 +65,6 @@ fn mirror() -> &'static Path {
         }
         dir
     })
-}
-
-/// Removes directories named PREFIX* under `parent` older than an hour (leftovers of earlier
-/// runs; a concurrent run's fresh directory is left alone).
-fn prune_stale(parent: &Path, prefix: &str) {
-    let Ok(rd) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for e in rd.flatten() {
-        if !e.file_name().to_string_lossy().starts_with(prefix) {
-            continue;
-        }
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(3600));
-        if old {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
 }
 
 /// A fresh HTTP server over the mirror (one per test, so its log is the test's own).

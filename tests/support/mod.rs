@@ -128,7 +128,7 @@ pub fn fixture_repo() -> &'static Path {
 
 /// Removes directories named PREFIX* under `parent` older than an hour (leftovers of earlier
 /// test runs; a concurrent run's fresh directory is left alone).
-fn prune_stale(parent: &Path, prefix: &str) {
+pub fn prune_stale(parent: &Path, prefix: &str) {
     let Ok(rd) = std::fs::read_dir(parent) else {
         return;
     };
