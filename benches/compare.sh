@@ -19,7 +19,7 @@ run() { # label command... -> prints seconds
     start=$(date +%s.%N)
     "$@" >/dev/null 2>&1
     end=$(date +%s.%N)
-    echo "$end - $start" | bc
+    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }'
 }
 
 row() { # name elsx_seconds elsx_file ref_seconds ref_file
@@ -27,7 +27,8 @@ row() { # name elsx_seconds elsx_file ref_seconds ref_file
     local esz rsz
     esz=$(stat -c %s "$ef"); rsz=$(stat -c %s "$rf")
     printf '%-28s elsx %7.2f s %12d B | ref %7.2f s %12d B | time x%.2f size x%.3f\n' \
-        "$1" "$es" "$esz" "$rs" "$rsz" "$(echo "$es / $rs" | bc -l)" "$(echo "$esz / $rsz" | bc -l)"
+        "$1" "$es" "$esz" "$rs" "$rsz" "$(awk -v a="$es" -v b="$rs" 'BEGIN { print a / b }')" \
+        "$(awk -v a="$esz" -v b="$rsz" 'BEGIN { print a / b }')"
 }
 
 # squashfs, zstd level 15, 128 KiB blocks (elsx's build default) against mksquashfs on 2 CPUs.
