@@ -101,6 +101,25 @@ impl Cache {
         Ok(())
     }
 
+    /// Removes every bucket elsx knows; returns the bytes freed. Other files are left alone, so a
+    /// mistyped `--cache-dir` cannot empty an unrelated directory.
+    pub fn clean(&self) -> std::io::Result<u64> {
+        let mut freed = 0;
+        for b in [Bucket::Rpms, Bucket::Repodata, Bucket::Repomd] {
+            let dir = self.root.join(b.dir());
+            if !dir.is_dir() {
+                continue;
+            }
+            for e in walkdir::WalkDir::new(&dir).into_iter().flatten() {
+                if e.file_type().is_file() {
+                    freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+                }
+            }
+            fs_err::remove_dir_all(&dir)?;
+        }
+        Ok(freed)
+    }
+
     /// Stores bytes under a key (not content-addressed: the newest wins).
     pub fn store_keyed(&self, bucket: Bucket, key: &str, data: &[u8]) -> std::io::Result<()> {
         let mut tmp = self.temp(bucket)?;

@@ -704,6 +704,17 @@ fn warm_cache_and_offline() {
     drop(server);
     let offline = build("offline", &url, &["--offline"]);
     assert!(cold == offline, "offline and online builds differ");
+
+    // `elsx cache clean` empties it: --offline then says what is missing.
+    let clean = elsx_with_cache(cache.clone(), ["cache", "clean"]);
+    clean.assert_success();
+    assert!(!cache.path().join("rpms-v1").exists());
+    let mut args: Vec<String> = vec!["build".into(), recipe.display().to_string(), "-o".into()];
+    args.push(tmp.path().join("gone").display().to_string());
+    args.extend(["--repo".into(), repo_arg(&url), "--offline".into()]);
+    let run = elsx_with_cache(cache.clone(), &args);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--offline"), "{}", run.stderr);
 }
 
 #[test]

@@ -48,6 +48,11 @@ enum Command {
         #[arg(long)]
         timings: bool,
     },
+    /// Manage the download cache
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Subtract BASE from TOOLS (directories or tar archives) with the rules the build uses, and
     /// print what was added, changed (dropped unless --keep-changed) and left out
     Diff {
@@ -96,6 +101,16 @@ enum Command {
         arch: Option<String>,
         #[command(flatten)]
         common: Common,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheAction {
+    /// Remove everything elsx cached (downloaded metadata and packages)
+    Clean {
+        /// The cache (default: $XDG_CACHE_HOME/elsx)
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -267,6 +282,21 @@ fn load_any_tree(p: &std::path::Path) -> Result<crate::tree::Tree> {
 
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
+        Command::Cache {
+            action: CacheAction::Clean { cache_dir },
+        } => {
+            let dir = cache_dir
+                .clone()
+                .unwrap_or_else(crate::cache::Cache::default_dir);
+            let freed = crate::cache::Cache::new(dir.clone()).clean()?;
+            writeln!(
+                std::io::stdout().lock(),
+                "removed {} from {}",
+                human_bytes(freed),
+                dir.display()
+            )?;
+            Ok(())
+        }
         Command::Diff {
             base,
             tools,
