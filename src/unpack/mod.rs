@@ -39,6 +39,14 @@ pub enum UnpackError {
         entry: String,
         source: tree::PathError,
     },
+    #[error(
+        "{path}: the payload's sha256 is {actual}, the header says {expected}: the package is damaged"
+    )]
+    PayloadDigest {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("{path}: {entry:?} is listed in the header but missing from the payload")]
     Missing { path: PathBuf, entry: String },
 }
@@ -121,23 +129,39 @@ pub struct Unpacked {
 
 /// Reads the RPM at `path` into a tree (owners are root until [`IdMap::apply`]).
 pub fn unpack_file(path: &Path) -> Result<(Tree, Unpacked), UnpackError> {
-    let f = fs_err::File::open(path).map_err(|e| UnpackError::Io {
+    let data = fs_err::read(path).map_err(|e| UnpackError::Io {
         path: path.to_owned(),
         source: e,
     })?;
-    unpack(BufReader::with_capacity(1 << 16, f), path)
+    unpack(&data, path)
 }
 
-/// Reads an RPM from `r`; `path` is only used in messages.
-pub fn unpack(
-    mut r: impl std::io::BufRead + Send,
-    path: &Path,
-) -> Result<(Tree, Unpacked), UnpackError> {
+/// Reads an RPM held in memory; `path` is only used in messages. The payload's sha256 from the
+/// header (rpm ≥ 4.14 writes it) is checked before anything is extracted.
+pub fn unpack(data: &[u8], path: &Path) -> Result<(Tree, Unpacked), UnpackError> {
     let header_err = |e: rpm::Error| UnpackError::Header {
         path: path.to_owned(),
         message: e.to_string(),
     };
-    let meta = rpm::PackageMetadata::parse(&mut r).map_err(header_err)?;
+    let mut cursor = std::io::Cursor::new(data);
+    let meta = rpm::PackageMetadata::parse(&mut cursor).map_err(header_err)?;
+    let payload_bytes = &data[cursor.position() as usize..];
+    if let Some(want) = meta
+        .header
+        .get_entry_data_as_string_array(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
+        .ok()
+        .and_then(|v| v.first().map(|s| s.to_ascii_lowercase()))
+    {
+        let got = crate::checksum::Algo::Sha256.digest_hex(payload_bytes);
+        if got != want {
+            return Err(UnpackError::PayloadDigest {
+                path: path.to_owned(),
+                expected: want,
+                actual: got,
+            });
+        }
+    }
+    let r = BufReader::with_capacity(1 << 16, payload_bytes);
     let compressor = meta
         .header
         .get_entry_data_as_string(rpm::IndexTag::RPMTAG_PAYLOADCOMPRESSOR)
