@@ -63,19 +63,6 @@ fn non_dirs(list: &BTreeMap<String, Listed>) -> BTreeSet<String> {
         .collect()
 }
 
-fn assert_only_usr_and_opt(list: &BTreeMap<String, Listed>) {
-    for p in list.keys() {
-        assert!(
-            p.is_empty()
-                || p == "usr"
-                || p == "opt"
-                || p.starts_with("usr/")
-                || p.starts_with("opt/"),
-            "{p:?} is outside /usr and /opt: {list:#?}"
-        );
-    }
-}
-
 /// Extracts every RPM into one directory (later ones over earlier ones, like an install).
 fn rpm_union(rpms: &[&str], dest: &Path) -> BTreeMap<String, Node> {
     for r in rpms {

@@ -29,16 +29,7 @@ fn demo_recipe_builds_a_system_extension() {
     assert!(d.contains("SYSEXT_ID=demo-tool"), "systemd-dissect:\n{d}");
 
     let list = list_image(&image);
-    for p in list.keys() {
-        assert!(
-            p.is_empty()
-                || p == "usr"
-                || p == "opt"
-                || p.starts_with("usr/")
-                || p.starts_with("opt/"),
-            "{p:?} is outside /usr and /opt"
-        );
-    }
+    assert_only_usr_and_opt(&list);
     assert_eq!(list["usr/bin/demo-tool"].mode, "-rwxr-xr-x", "{list:#?}");
     assert_eq!(list["usr/bin/dt"].target.as_deref(), Some("demo-tool"));
     let so = &list["usr/lib64/libdemoext.so.2"];

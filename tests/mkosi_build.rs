@@ -181,21 +181,6 @@ fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Runs a tool, panicking with its output unless it succeeds.
-fn tool(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
 // Looking into disk images
 
@@ -215,7 +200,7 @@ struct Part {
 
 /// The partitions of a GPT disk image, by `sfdisk --json`.
 fn partitions(image: &Path) -> Vec<Part> {
-    let out = tool(Command::new("sfdisk").arg("--json").arg(image));
+    let out = support::run_tool(Command::new("sfdisk").arg("--json").arg(image));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "sfdisk --json {}: not JSON ({e}):\n{}",
@@ -243,7 +228,7 @@ fn partitions(image: &Path) -> Vec<Part> {
 
 /// Extracts one partition of `image` into `dest` with `dd`, from sfdisk's start and size.
 fn extract_partition(image: &Path, p: &Part, dest: &Path) {
-    tool(
+    support::run_tool(
         Command::new("dd")
             .arg(format!("if={}", image.display()))
             .arg(format!("of={}", dest.display()))
@@ -281,7 +266,7 @@ fn is_erofs(path: &Path) -> bool {
 
 /// `unsquashfs -cat IMAGE PATH`.
 fn squashfs_cat(image: &Path, path: &str) -> String {
-    let out = tool(Command::new("unsquashfs").arg("-cat").arg(image).arg(path));
+    let out = support::run_tool(Command::new("unsquashfs").arg("-cat").arg(image).arg(path));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -518,7 +503,7 @@ fn check_erofs(part: &Path, scratch: &Path, er: &str, release: &str) -> Listing 
         String::from_utf8_lossy(&fsck.stderr)
     );
     let dest = scratch.join("erofs-root");
-    tool(
+    support::run_tool(
         Command::new("fsck.erofs")
             .arg(format!("--extract={}", dest.display()))
             .arg("--preserve-perms")
@@ -816,7 +801,7 @@ fn single_image_sysext_with_verity() {
     let hash = scratch.path().join("verity.part");
     extract_partition(&raw, &parts[0], &data);
     extract_partition(&raw, &parts[1], &hash);
-    tool(
+    support::run_tool(
         Command::new("veritysetup")
             .arg("verify")
             .arg(&data)

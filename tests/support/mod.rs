@@ -666,7 +666,8 @@ impl Listed {
     }
 }
 
-fn run_tool(cmd: &mut Command) -> std::process::Output {
+/// Runs a tool, panicking with its output unless it succeeds.
+pub fn run_tool(cmd: &mut Command) -> std::process::Output {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
@@ -854,4 +855,18 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     walk(root, root, &mut out);
     out
+}
+
+/// Every path of an image listing lies in usr/ or opt/ (or is the root).
+pub fn assert_only_usr_and_opt(list: &BTreeMap<String, Listed>) {
+    for p in list.keys() {
+        assert!(
+            p.is_empty()
+                || p == "usr"
+                || p == "opt"
+                || p.starts_with("usr/")
+                || p.starts_with("opt/"),
+            "{p:?} is outside /usr and /opt: {list:#?}"
+        );
+    }
 }
