@@ -35,6 +35,13 @@
 #                      MKMIRROR_JOBS.
 #   MKMIRROR_JOBS      parallel mkrepo.sh runs for the main repository
 #                      (default: the number of CPUs, at most 4).
+#   MKMIRROR_SIGN_KEY  the secret key both repositories are signed with, as
+#                      openSUSE's are (repodata/repomd.xml.asc and .key); default
+#                      the published TEST key tests/fixtures/keys/elsx-test.secret.asc
+#                      (fingerprint 01C7C39B7EDD1BB084B21D208BCFD7BD2B868DE1),
+#                      empty: unsigned. The shipped definitions pin openSUSE's
+#                      key, so builds against this mirror trust the test key with
+#                      `--repo-key 01C7C39B7EDD1BB084B21D208BCFD7BD2B868DE1`.
 #
 # Needs what mkrepo.sh needs: the Debian packages rpm, createrepo-c, zstd, gcc.
 set -euo pipefail
@@ -52,11 +59,12 @@ fixtures=$(cd "$here/../tests/fixtures/tumbleweed" && pwd)
 command -v createrepo_c >/dev/null 2>&1 ||
     die "createrepo_c not found: install the Debian package createrepo-c"
 
-# The indexing functions of mkrepo.sh (createrepo_supports_zstd,
-# recompress_repodata_zstd), so that both scripts write repodata the same way.
-eval "$(sed -n '/^createrepo_supports_zstd() {/,/^}/p; /^recompress_repodata_zstd() {/,/^}/p' "$mkrepo")"
-declare -F createrepo_supports_zstd recompress_repodata_zstd >/dev/null ||
-    die "$mkrepo no longer defines createrepo_supports_zstd and recompress_repodata_zstd"
+# The indexing and signing functions of mkrepo.sh, so that both scripts write
+# repodata the same way.
+eval "$(sed -n '/^createrepo_supports_zstd() {/,/^}/p; /^recompress_repodata_zstd() {/,/^}/p; /^signing_home() {/,/^}/p; /^sign_repomd() {/,/^}/p' "$mkrepo")"
+declare -F createrepo_supports_zstd recompress_repodata_zstd signing_home sign_repomd >/dev/null ||
+    die "$mkrepo no longer defines createrepo_supports_zstd, recompress_repodata_zstd, signing_home and sign_repomd"
+sign_key=${MKMIRROR_SIGN_KEY-$here/../tests/fixtures/keys/elsx-test.secret.asc}
 
 mkdir -p "$1"
 out=$(cd "$1" && pwd)
@@ -98,7 +106,8 @@ for ((g = 0; g < jobs; g++)); do
         "$mkrepo" "$tmp/g$g/specs" "$tmp/g$g/repo" >"$tmp/g$g/log" 2>&1 &
     pids+=($!)
 done
-SOURCE_DATE_EPOCH=$update_epoch "$mkrepo" "$fixtures/update-specs" "$update" >"$tmp/update.log" 2>&1 &
+SOURCE_DATE_EPOCH=$update_epoch MKREPO_SIGN_KEY=$sign_key \
+    "$mkrepo" "$fixtures/update-specs" "$update" >"$tmp/update.log" 2>&1 &
 update_pid=$!
 
 failed=0
@@ -142,11 +151,14 @@ if [ "$native" != zstd ]; then
         die "this createrepo_c cannot write zstd metadata and the zstd tool is missing: install the Debian package zstd"
     recompress_repodata_zstd "$oss/repodata"
 fi
-echo "indexed $built packages in $oss (metadata: zstd)"
+if [ -n "$sign_key" ]; then
+    sign_repomd "$oss" "$sign_key"
+fi
+echo "indexed $built packages in $oss (metadata: zstd${sign_key:+, signed})"
 
 echo "== $update (update/tumbleweed, SOURCE_DATE_EPOCH=$update_epoch)"
 cat "$tmp/update.log"
 
 ms=$((($(date +%s%N) - start) / 1000000))
 printf 'mirror ready in %d.%03d s: %s\n' $((ms / 1000)) $((ms % 1000)) "$out"
-echo "  elsx build examples/tools-sysext --mirror file://$out"
+echo "  elsx build examples/tools-sysext --mirror file://$out${sign_key:+ --repo-key 01C7C39B7EDD1BB084B21D208BCFD7BD2B868DE1}"

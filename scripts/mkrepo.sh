@@ -15,6 +15,14 @@
 #   SOURCE_DATE_EPOCH  build time / clamped mtimes (default 1700000000); also
 #                      used as the repomd revision and timestamps, so that
 #                      rebuilding gives byte-identical RPMs and repodata.
+#   MKREPO_SIGN_KEY    an ASCII-armored OpenPGP secret key without passphrase
+#                      (e.g. tests/fixtures/keys/elsx-test.secret.asc): sign the
+#                      repository as OBS does, repodata/repomd.xml.asc (detached,
+#                      armored, dated SOURCE_DATE_EPOCH, so reproducible) and
+#                      repodata/repomd.xml.key (the public key). Needs gpg.
+#   MKREPO_SIGN_RPMS   with MKREPO_SIGN_KEY and =1: also sign every RPM
+#                      (rpmsign --addsign, a v4 RSA header signature) before
+#                      indexing. rpm dates the signature now: not reproducible.
 #
 # Needs the Debian packages rpm and createrepo-c, gcc for specs that compile
 # code, and zstd for zstd metadata when createrepo_c is older than 0.21
@@ -68,6 +76,36 @@ recompress_repodata_zstd() {
     done
     grep -q '\.xml\.gz"' "$repodata/repomd.xml" && die "failed to rewrite $repodata/repomd.xml for zstd"
     return 0
+}
+
+# A throw-away GNUPGHOME holding the secret key KEYFILE; prints its path, and
+# the key's fingerprint on the second line.
+signing_home() {
+    local key=$1 home fpr
+    [ -f "$key" ] || die "signing key '$key' does not exist"
+    command -v gpg >/dev/null 2>&1 || die "gpg not found: install the Debian package gpg"
+    home=$(mktemp -d "${TMPDIR:-/tmp}/mkrepo-gpg.XXXXXX")
+    GNUPGHOME=$home gpg --batch --quiet --import "$key" 2>/dev/null ||
+        die "gpg could not import the signing key $key"
+    fpr=$(GNUPGHOME=$home gpg --batch --with-colons --list-secret-keys |
+        awk -F: '/^fpr/ { print $10; exit }')
+    [ -n "$fpr" ] || die "$key holds no secret key"
+    printf '%s\n%s\n' "$home" "$fpr"
+}
+
+# Signs REPODIR/repodata/repomd.xml with the secret key KEYFILE: repomd.xml.asc
+# (detached, armored, dated SOURCE_DATE_EPOCH) and repomd.xml.key.
+sign_repomd() {
+    local repodata=$1/repodata key=$2 home fpr
+    { read -r home; read -r fpr; } < <(signing_home "$key")
+    rm -f "$repodata/repomd.xml.asc" "$repodata/repomd.xml.key"
+    GNUPGHOME=$home gpg --batch --quiet --yes --faked-system-time "${SOURCE_DATE_EPOCH}!" \
+        --local-user "$fpr" --detach-sign --armor \
+        --output "$repodata/repomd.xml.asc" "$repodata/repomd.xml" 2>/dev/null ||
+        die "gpg could not sign $repodata/repomd.xml"
+    GNUPGHOME=$home gpg --batch --armor --export "$fpr" >"$repodata/repomd.xml.key"
+    touch -d "@$SOURCE_DATE_EPOCH" "$repodata/repomd.xml.asc" "$repodata/repomd.xml.key"
+    rm -rf "$home"
 }
 
 [ $# -eq 2 ] || die "usage: $0 SPECDIR OUTDIR"
@@ -150,6 +188,17 @@ while IFS= read -r -d '' rpm; do
 done < <(find "$tmp/RPMS" -name '*.rpm' -type f -print0 | sort -z)
 [ "$built" -gt 0 ] || die "rpmbuild produced no RPMs"
 
+if [ -n "${MKREPO_SIGN_KEY:-}" ] && [ "${MKREPO_SIGN_RPMS:-0}" = 1 ]; then
+    command -v rpmsign >/dev/null 2>&1 || die "rpmsign not found: install the Debian package rpm"
+    { read -r gpghome; read -r fpr; } < <(signing_home "$MKREPO_SIGN_KEY")
+    find "$outdir" -name '*.rpm' -type f -print0 | sort -z |
+        xargs -0 rpmsign --addsign --define "_gpg_name $fpr" --define "_gpg_path $gpghome" >/dev/null ||
+        die "rpmsign failed"
+    find "$outdir" -name '*.rpm' -type f -exec touch -d "@$SOURCE_DATE_EPOCH" {} +
+    rm -rf "$gpghome"
+    echo "signed the RPMs with $fpr"
+fi
+
 # createrepo_c learned zstd metadata in 0.21; older ones (Debian 12 has
 # 0.17.3) reject it. There we write gzip metadata and recompress each file to
 # .zst ourselves, fixing up checksum, size and href in repomd.xml.
@@ -169,4 +218,8 @@ if [ "$native" != "$compress" ]; then
     recompress_repodata_zstd "$outdir/repodata"
 fi
 
-echo "indexed $built packages in $outdir (metadata: $compress)"
+if [ -n "${MKREPO_SIGN_KEY:-}" ]; then
+    sign_repomd "$outdir" "$MKREPO_SIGN_KEY"
+fi
+
+echo "indexed $built packages in $outdir (metadata: $compress${MKREPO_SIGN_KEY:+, signed})"

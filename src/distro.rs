@@ -6,6 +6,9 @@ use crate::repo::definition::RepoDef;
 
 pub const DEFAULT_MIRROR: &str = "https://download.opensuse.org";
 
+/// The openSUSE Project Signing Key's fingerprint, as `repos/*.repo` pin it.
+pub const OPENSUSE_KEY: &str = "AD485664E901B867051AB15F35A2F86E29B700A4";
+
 #[derive(Debug, thiserror::Error)]
 pub enum DistroError {
     #[error("distribution {0:?} is not supported (elsx builds openSUSE images)")]
@@ -23,17 +26,15 @@ fn join_mirror(mirror: &str, path: &str) -> String {
 }
 
 fn def(alias: &str, url: String, enabled: bool) -> RepoDef {
-    RepoDef {
-        alias: alias.to_owned(),
-        name: alias.to_owned(),
-        baseurl: url,
-        enabled,
-        gpgcheck: true,
-        gpgkey: Vec::new(),
-        priority: 99,
-        origin: "mkosi openSUSE defaults".into(),
-        other: Default::default(),
-    }
+    let mut d = RepoDef::new(alias, &url, "mkosi openSUSE defaults");
+    d.enabled = enabled;
+    // Signed by the openSUSE Project Signing Key, whose copy each repository serves.
+    d.gpgkey = vec![format!(
+        "{}/repodata/repomd.xml.key",
+        url.trim_end_matches('/')
+    )];
+    d.gpgkey_fingerprint = vec![OPENSUSE_KEY.to_owned()];
+    d
 }
 
 /// The repositories mkosi configures for openSUSE `release` on `arch` (rpm names), enabled ones

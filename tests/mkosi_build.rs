@@ -155,14 +155,17 @@ fn append_lines(file: &Path, lines: &str) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Running
 
-/// `elsx build DIR --mirror URL [EXTRA...]` (support::elsx adds CI=1, SOURCE_DATE_EPOCH and a
-/// fresh --cache-dir).
+/// `elsx build DIR --mirror URL --repo-key TEST_KEY [EXTRA...]` (support::elsx adds CI=1,
+/// SOURCE_DATE_EPOCH and a fresh --cache-dir). The mirror is signed with the test key, which
+/// replaces the openSUSE key the definitions pin.
 fn build(dir: &Path, server: &HttpServer, extra: &[&str]) -> Run {
     let mut args: Vec<String> = vec![
         "build".into(),
         dir.display().to_string(),
         "--mirror".into(),
         server.url(),
+        "--repo-key".into(),
+        support::TEST_KEY.into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     elsx(args)

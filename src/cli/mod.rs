@@ -149,6 +149,24 @@ struct Common {
     /// Read more .repo definitions from DIR; repeatable
     #[arg(long = "repos-dir", value_name = "DIR")]
     repos_dirs: Vec<PathBuf>,
+    /// Trust the signing key with this fingerprint for repository NAME (every repository
+    /// without NAME=) instead of its definition's gpgkey-fingerprint; repeatable
+    #[arg(long = "repo-key", value_name = "[NAME=]FINGERPRINT", value_parser = parse_repo_key)]
+    repo_keys: Vec<(Option<String>, String)>,
+}
+
+fn parse_repo_key(s: &str) -> Result<(Option<String>, String), String> {
+    let (name, fp) = match s.split_once('=') {
+        Some((n, f)) if !n.is_empty() => (Some(n.to_owned()), f),
+        Some(_) => return Err(format!("expected [NAME=]FINGERPRINT, got {s:?}")),
+        None => (None, s),
+    };
+    let fp = crate::repo::sig::normalize_fingerprint(fp).ok_or_else(|| {
+        format!(
+            "{fp:?} is not a key fingerprint (40 or 64 hex digits, as `gpg --fingerprint` prints)"
+        )
+    })?;
+    Ok((name, fp))
 }
 
 fn parse_repo(s: &str) -> Result<(String, String), String> {
@@ -179,6 +197,7 @@ impl Common {
             mirror: self.mirror.clone(),
             repos: self.repos.clone(),
             repos_dirs: self.repos_dirs.clone(),
+            repo_keys: self.repo_keys.clone(),
             source_date_epoch,
             keep_changed,
         })
@@ -228,6 +247,14 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
     {
         Some(
             "check the URL, or point the repository elsewhere with --repo NAME=URL or --mirror URL",
+        )
+    } else if text.contains("(definition: ") {
+        Some(
+            "trust the key that signs it with gpgkey= or gpgkey-fingerprint= in its definition (or --repo-key NAME=FINGERPRINT), or turn the check off there with gpgcheck=0 (repo_gpgcheck=0: check each package instead)",
+        )
+    } else if text.contains("from repository ") && text.contains("sign") {
+        Some(
+            "sign the package with a key the repository trusts (rpmsign --addsign), or set pkg_gpgcheck=0 or gpgcheck=0 in the repository's definition",
         )
     } else if text.contains("--offline") {
         Some("run once without --offline to fill the cache")

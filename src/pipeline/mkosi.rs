@@ -64,10 +64,15 @@ fn repositories(
             img.distribution.origin
         );
     }
+    // RepositoryKeyCheck=no is zypper's --no-gpg-checks.
+    let key_check = img.repository_key_check.value;
     if let Some(local) = &img.local_mirror {
         let mut d = distro::opensuse_repositories("tumbleweed", arch, None, None)?.remove(0);
         d.alias = "local-mirror".into();
         d.baseurl = local.value.clone();
+        d.gpgkey = vec![crate::fetch::join(&d.baseurl, "repodata/repomd.xml.key")];
+        d.gpgcheck = key_check;
+        repo::apply_repo_keys(std::slice::from_mut(&mut d), &opts.repo_keys);
         return Ok(vec![d]);
     }
     let mirror = opts
@@ -83,7 +88,11 @@ fn repositories(
             d.enabled = true;
         }
     }
+    for d in &mut defs {
+        d.gpgcheck = key_check;
+    }
     repo::apply_overrides(&mut defs, None, &opts.repos);
+    repo::apply_repo_keys(&mut defs, &opts.repo_keys);
     Ok(defs.into_iter().filter(|d| d.enabled).collect())
 }
 

@@ -17,6 +17,7 @@ use crate::package;
 use crate::repo::{
     self,
     definition::{RepoDef, Vars},
+    trust::Trust,
 };
 use crate::report::{Event, Reporter, Stage};
 use crate::resolve::{Pool, Problem, Request, dep::Dep};
@@ -41,6 +42,9 @@ pub struct Options {
     pub mirror: Option<String>,
     pub repos: Vec<(String, String)>,
     pub repos_dirs: Vec<PathBuf>,
+    /// `--repo-key [NAME=]FINGERPRINT`: replaces the pinned signing keys of NAME (or of every
+    /// repository).
+    pub repo_keys: Vec<(Option<String>, String)>,
     pub source_date_epoch: Option<u64>,
     pub keep_changed: bool,
 }
@@ -111,6 +115,7 @@ struct Resolved {
     base: Vec<usize>,
     ext: Vec<usize>,
     urls: Vec<String>,
+    trust: BTreeMap<String, Trust>,
 }
 
 fn timed<T>(
@@ -142,6 +147,7 @@ fn definitions(opts: &Options, arch: &str, files: &[PathBuf]) -> Result<Vec<Repo
     let file_refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let mut defs = repo::load_definitions(&dirs, &file_refs, &vars)?;
     repo::apply_overrides(&mut defs, opts.mirror.as_deref(), &opts.repos);
+    repo::apply_repo_keys(&mut defs, &opts.repo_keys);
     Ok(defs)
 }
 
@@ -149,6 +155,8 @@ fn definitions(opts: &Options, arch: &str, files: &[PathBuf]) -> Result<Vec<Repo
 struct Sources {
     pool: Pool,
     urls: Vec<String>,
+    /// What each repository's signatures established, by alias.
+    trust: BTreeMap<String, Trust>,
 }
 
 fn load_sources(
@@ -159,10 +167,10 @@ fn load_sources(
     timings: &mut Vec<StageTime>,
 ) -> Result<Sources> {
     for d in used {
-        if d.gpgcheck && !d.baseurl.starts_with("file://") {
+        if !d.repo_gpgcheck() && !d.pkg_gpgcheck(false) && !d.baseurl.starts_with("file://") {
             r.event(Event::Warning(&format!(
-                "repository {}: signature checking is not implemented yet; package checksums are verified against its metadata, but repomd.xml's signature is not",
-                d.alias
+                "repository {}: signature checks are off (gpgcheck=0, {}); its packages are checked only against its unsigned metadata's checksums",
+                d.alias, d.origin
             )));
         }
     }
@@ -182,6 +190,14 @@ fn load_sources(
             })
             .collect::<Result<Vec<_>>>()
     })?;
+    let mut trust = BTreeMap::new();
+    let loaded: Vec<_> = loaded
+        .into_iter()
+        .map(|(alias, prio, (pkgs, t))| {
+            trust.insert(alias.clone(), t);
+            (alias, prio, pkgs)
+        })
+        .collect();
     let npkgs: usize = loaded.iter().map(|(_, _, p)| p.len()).sum();
     count(timings, npkgs as u64, 0, 0);
     let base_urls: BTreeMap<&str, &str> = used
@@ -194,7 +210,7 @@ fn load_sources(
         .iter()
         .map(|s| base_urls[s.repo.as_str()].to_owned())
         .collect();
-    Ok(Sources { pool, urls })
+    Ok(Sources { pool, urls, trust })
 }
 
 fn jobs(names: &[String]) -> Vec<Dep> {
@@ -277,7 +293,7 @@ fn resolve(
         bail!("{}: no repository to install packages from", spec.label);
     }
     let used: Vec<&RepoDef> = spec.repos.iter().collect();
-    let Sources { pool, urls } = load_sources(&used, &spec.arch, fetcher, r, timings)?;
+    let Sources { pool, urls, trust } = load_sources(&used, &spec.arch, fetcher, r, timings)?;
     r.event(Event::StageStarted {
         stage: Stage::Resolve,
         items: 2,
@@ -316,6 +332,7 @@ fn resolve(
         base,
         ext,
         urls,
+        trust,
     })
 }
 
@@ -379,9 +396,16 @@ fn fetch_and_unpack(
         all.par_iter()
             .zip(paths.par_iter())
             .map(|(&i, path)| {
-                let nevra = pool.get(i).pkg.nevra();
+                let s = pool.get(i);
+                let nevra = s.pkg.nevra();
+                let data = fs_err::read(path)?;
+                if let Some(t) = res.trust.get(&s.repo) {
+                    repo::trust::check_package(t, &data).map_err(|e| {
+                        anyhow::anyhow!("package {nevra} from repository {}: {e}", s.repo)
+                    })?;
+                }
                 let out =
-                    unpack::unpack_file(path).with_context(|| format!("unpacking {nevra}"))?;
+                    unpack::unpack(&data, path).with_context(|| format!("unpacking {nevra}"))?;
                 r.event(Event::Item {
                     stage: Stage::Unpack,
                     name: &nevra,

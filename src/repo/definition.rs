@@ -11,8 +11,16 @@ pub struct RepoDef {
     pub name: String,
     pub baseurl: String,
     pub enabled: bool,
+    /// zypper's `gpgcheck` (default on). With `repo_gpgcheck` and `pkg_gpgcheck` (unset: they
+    /// follow it), it decides which signatures are checked: see [`RepoDef::repo_gpgcheck`].
     pub gpgcheck: bool,
+    pub repo_gpgcheck: Option<bool>,
+    pub pkg_gpgcheck: Option<bool>,
+    /// Key URLs (`file://`, `http(s)://`; a bare path is relative to the `.repo` file).
     pub gpgkey: Vec<String>,
+    /// `gpgkey-fingerprint=` (an elsx key; zypper ignores it): when set, the only keys this
+    /// repository may be signed with, normalized (upper-case hex, no spaces).
+    pub gpgkey_fingerprint: Vec<String>,
     /// zypper's priority: lower numbers win; 99 when unset.
     pub priority: u32,
     /// Where the definition came from, for messages: `file:line`.
@@ -65,8 +73,8 @@ pub fn parse(text: &str, file: &str, vars: &Vars) -> Result<Vec<RepoDef>, Defini
         let (k, v) = (k.trim().to_ascii_lowercase(), vars.expand(v.trim()));
         // zypper allows several gpgkey/baseurl values on continuation-free lines: keep them all.
         match keys.get_mut(&k) {
-            Some(old) if k == "gpgkey" => {
-                old.push(' ');
+            Some(old) if k == "gpgkey" || k == "gpgkey-fingerprint" => {
+                old.push(if k == "gpgkey" { ' ' } else { ',' });
                 old.push_str(&v);
             }
             _ => {
@@ -87,6 +95,35 @@ pub fn parse(text: &str, file: &str, vars: &Vars) -> Result<Vec<RepoDef>, Defini
             };
             let enabled = bool_key(&mut keys, "enabled", true)?;
             let gpgcheck = bool_key(&mut keys, "gpgcheck", true)?;
+            let tri_key = |keys: &mut BTreeMap<String, String>, k: &str| {
+                if keys.contains_key(k) {
+                    bool_key(keys, k, false).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let repo_gpgcheck = tri_key(&mut keys, "repo_gpgcheck")?;
+            let pkg_gpgcheck = tri_key(&mut keys, "pkg_gpgcheck")?;
+            let gpgkey_fingerprint = keys
+                .remove("gpgkey-fingerprint")
+                .map(|v| {
+                    v.split(',')
+                        .filter(|f| !f.trim().is_empty())
+                        .map(|f| {
+                            crate::repo::sig::normalize_fingerprint(f).ok_or_else(|| {
+                                err(
+                                    lineno,
+                                    format!(
+                                        "[{alias}] gpgkey-fingerprint={}: expected a key fingerprint (40 or 64 hex digits; separate several with ',')",
+                                        f.trim()
+                                    ),
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default();
             let priority = match keys.remove("priority") {
                 None => 99,
                 Some(p) => p.parse().map_err(|_| {
@@ -106,13 +143,62 @@ pub fn parse(text: &str, file: &str, vars: &Vars) -> Result<Vec<RepoDef>, Defini
                 baseurl,
                 enabled,
                 gpgcheck,
+                repo_gpgcheck,
+                pkg_gpgcheck,
                 gpgkey,
+                gpgkey_fingerprint,
                 priority,
                 origin: format!("{file}:{lineno}"),
                 other: keys,
             })
         })
         .collect()
+}
+
+impl RepoDef {
+    /// A definition with zypper's defaults (enabled, gpgcheck on, priority 99).
+    pub fn new(alias: &str, baseurl: &str, origin: &str) -> RepoDef {
+        RepoDef {
+            alias: alias.to_owned(),
+            name: alias.to_owned(),
+            baseurl: baseurl.to_owned(),
+            enabled: true,
+            gpgcheck: true,
+            repo_gpgcheck: None,
+            pkg_gpgcheck: None,
+            gpgkey: Vec::new(),
+            gpgkey_fingerprint: Vec::new(),
+            priority: 99,
+            origin: origin.to_owned(),
+            other: BTreeMap::new(),
+        }
+    }
+
+    /// Whether repomd.xml's signature is checked when there is one (libzypp's
+    /// `RepoInfo::repoGpgCheck`): `gpgcheck` or `repo_gpgcheck`.
+    pub fn repo_gpgcheck(&self) -> bool {
+        self.gpgcheck || self.repo_gpgcheck == Some(true)
+    }
+
+    /// Whether unsigned metadata is refused (`RepoInfo::repoGpgCheckIsMandatory`): `gpgcheck`
+    /// with `repo_gpgcheck` unset, or `repo_gpgcheck=1`.
+    pub fn repo_gpgcheck_mandatory(&self) -> bool {
+        (self.gpgcheck && self.repo_gpgcheck.is_none()) || self.repo_gpgcheck == Some(true)
+    }
+
+    /// Whether package signatures are checked (`RepoInfo::pkgGpgCheck`): `pkg_gpgcheck=1`, or
+    /// `gpgcheck` when the metadata was not verified. A package whose checksum comes from
+    /// verified metadata is trusted through it.
+    pub fn pkg_gpgcheck(&self, metadata_verified: bool) -> bool {
+        self.pkg_gpgcheck == Some(true) || (self.gpgcheck && !metadata_verified)
+    }
+
+    /// Whether an unsigned package is refused (`RepoInfo::pkgGpgCheckIsMandatory`); a badly
+    /// signed one always is when packages are checked.
+    pub fn pkg_gpgcheck_mandatory(&self, metadata_verified: bool) -> bool {
+        self.pkg_gpgcheck == Some(true)
+            || (self.gpgcheck && self.pkg_gpgcheck.is_none() && !metadata_verified)
+    }
 }
 
 /// The variables zypper substitutes in `.repo` files.
@@ -159,6 +245,70 @@ mod tests {
         assert_eq!(defs[1].name, "b");
         assert_eq!(defs[1].priority, 99);
         assert_eq!(defs[1].origin, "t.repo:10");
+    }
+
+    /// libzypp's RepoSigcheck_test `init` table with zypp.conf's defaults: which checks run
+    /// (`+`), are mandatory (`!`) or do not run (`-`) for every gpgcheck/repo_gpgcheck/
+    /// pkg_gpgcheck combination, for verified and unverified metadata.
+    #[test]
+    fn gpgcheck_policy_is_libzypps() {
+        let tri = [None, Some(true), Some(false)];
+        for g in tri {
+            for r in tri {
+                for p in tri {
+                    let mut d = RepoDef::new("a", "http://x/", "t");
+                    d.gpgcheck = g.unwrap_or(true);
+                    d.repo_gpgcheck = r;
+                    d.pkg_gpgcheck = p;
+                    let (will, must) = (d.repo_gpgcheck(), d.repo_gpgcheck_mandatory());
+                    assert!(!must || will);
+                    if d.gpgcheck {
+                        assert!(will);
+                        assert_eq!(must, r != Some(false), "{g:?} {r:?} {p:?}");
+                    } else {
+                        assert_eq!(will, r == Some(true));
+                        assert_eq!(must, r == Some(true));
+                    }
+                    for valid in [true, false] {
+                        let (will, must) = (d.pkg_gpgcheck(valid), d.pkg_gpgcheck_mandatory(valid));
+                        assert!(!must || will);
+                        if p == Some(true) {
+                            assert!(will && must);
+                        } else if d.gpgcheck {
+                            assert_eq!(will, !valid);
+                            assert_eq!(must, !valid && p.is_none(), "{g:?} {r:?} {p:?} {valid}");
+                        } else {
+                            assert!(!will && !must);
+                        }
+                    }
+                }
+            }
+        }
+        let d = parse(
+            "[a]\nbaseurl=x\nrepo_gpgcheck=0\npkg_gpgcheck=1\ngpgkey-fingerprint=ad48 5664 E901 B867 051A B15F 35A2 F86E 29B7 00A4\n",
+            "t.repo",
+            &vars(),
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(
+            (d.gpgcheck, d.repo_gpgcheck, d.pkg_gpgcheck),
+            (true, Some(false), Some(true))
+        );
+        assert_eq!(
+            d.gpgkey_fingerprint,
+            ["AD485664E901B867051AB15F35A2F86E29B700A4"]
+        );
+        let e = parse(
+            "[a]\nbaseurl=x\ngpgkey-fingerprint=29B700A4\n",
+            "t.repo",
+            &vars(),
+        );
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("expected a key fingerprint")
+        );
     }
 
     #[test]

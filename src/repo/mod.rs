@@ -3,6 +3,8 @@
 pub mod definition;
 pub mod primary;
 pub mod repomd;
+pub mod sig;
+pub mod trust;
 mod xml;
 
 use crate::cache::Bucket;
@@ -47,6 +49,12 @@ pub enum RepoError {
     },
     #[error("repository {alias}: {message}")]
     Metadata { alias: String, message: String },
+    #[error("repository {alias}: {message} (definition: {origin})")]
+    Signature {
+        alias: String,
+        message: String,
+        origin: String,
+    },
 }
 
 /// Loads the shipped definitions, then every `.repo` file in `dirs`, then `files`; a later
@@ -83,10 +91,12 @@ pub fn load_definitions(
         let mut new = definition::parse(&text, &p.display().to_string(), vars)?;
         let dir = p.parent().unwrap_or(Path::new("."));
         for d in &mut new {
-            if !d.baseurl.contains("://") {
-                let abs = std::path::absolute(dir.join(&d.baseurl))
-                    .map_err(|e| RepoError::Io(p.display().to_string(), e))?;
-                d.baseurl = format!("file://{}", abs.display());
+            for url in std::iter::once(&mut d.baseurl).chain(d.gpgkey.iter_mut()) {
+                if !url.contains("://") {
+                    let abs = std::path::absolute(dir.join(&*url))
+                        .map_err(|e| RepoError::Io(p.display().to_string(), e))?;
+                    *url = format!("file://{}", abs.display());
+                }
             }
         }
         add(new);
@@ -100,9 +110,12 @@ pub fn apply_overrides(defs: &mut Vec<RepoDef>, mirror: Option<&str>, repos: &[(
     if let Some(m) = mirror {
         let m = m.trim_end_matches('/');
         for d in defs.iter_mut() {
-            for prefix in [OPENSUSE_MIRROR, "http://download.opensuse.org"] {
-                if let Some(rest) = d.baseurl.strip_prefix(prefix) {
-                    d.baseurl = format!("{m}{rest}");
+            // The keys move with the repositories (the pins stay: see `--repo-key`).
+            for url in std::iter::once(&mut d.baseurl).chain(d.gpgkey.iter_mut()) {
+                for prefix in [OPENSUSE_MIRROR, "http://download.opensuse.org"] {
+                    if let Some(rest) = url.strip_prefix(prefix) {
+                        *url = format!("{m}{rest}");
+                    }
                 }
             }
         }
@@ -110,20 +123,37 @@ pub fn apply_overrides(defs: &mut Vec<RepoDef>, mirror: Option<&str>, repos: &[(
     for (name, url) in repos {
         match defs.iter_mut().find(|d| &d.alias == name) {
             Some(d) => {
+                // A key served by the repository itself moves with it.
+                let old = format!("{}/", d.baseurl.trim_end_matches('/'));
+                for k in &mut d.gpgkey {
+                    if let Some(rest) = k.strip_prefix(&old) {
+                        *k = fetch::join(url, rest);
+                    }
+                }
                 d.baseurl = url.clone();
                 d.enabled = true;
             }
-            None => defs.push(RepoDef {
-                alias: name.clone(),
-                name: name.clone(),
-                baseurl: url.clone(),
-                enabled: true,
-                gpgcheck: false,
-                gpgkey: Vec::new(),
-                priority: 99,
-                origin: "--repo".into(),
-                other: Default::default(),
-            }),
+            None => {
+                // A bare URL comes without a key to check it with.
+                let mut d = RepoDef::new(name, url, "--repo");
+                d.gpgcheck = false;
+                defs.push(d)
+            }
+        }
+    }
+}
+
+/// Applies `--repo-key [NAME=]FINGERPRINT`: the pinned keys of NAME, or of every definition
+/// when no NAME is given, become the fingerprints given (several may be given for one NAME).
+pub fn apply_repo_keys(defs: &mut [RepoDef], keys: &[(Option<String>, String)]) {
+    for d in defs.iter_mut() {
+        let mine: Vec<String> = keys
+            .iter()
+            .filter(|(n, _)| n.as_deref().is_none_or(|n| n == d.alias))
+            .map(|(_, fp)| fp.clone())
+            .collect();
+        if !mine.is_empty() {
+            d.gpgkey_fingerprint = mine;
         }
     }
 }
@@ -147,12 +177,13 @@ pub fn select<'a>(defs: &'a [RepoDef], aliases: &[String]) -> Result<Vec<&'a Rep
         .collect()
 }
 
-/// Reads a repository's repomd.xml and primary metadata.
+/// Reads a repository's repomd.xml, checks its signature as the definition asks, and reads its
+/// primary metadata.
 pub fn load_packages(
     def: &RepoDef,
     f: &Fetcher,
     reporter: &dyn Reporter,
-) -> Result<Vec<primary::Package>, RepoError> {
+) -> Result<(Vec<primary::Package>, trust::Trust), RepoError> {
     let url = fetch::join(&def.baseurl, "repodata/repomd.xml");
     let fetch_err = |url: &str, source| RepoError::Fetch {
         alias: def.alias.clone(),
@@ -160,6 +191,7 @@ pub fn load_packages(
         source,
     };
     let md_bytes = f.get(&url).map_err(|e| fetch_err(&url, e))?;
+    let trust = trust::verify_repository(def, f, &url, &md_bytes, reporter)?;
     let md = repomd::parse(&md_bytes, &url).map_err(|e| RepoError::Metadata {
         alias: def.alias.clone(),
         message: e.to_string(),
@@ -190,8 +222,9 @@ pub fn load_packages(
             alias: def.alias.clone(),
             message: format!("{purl}: {e}"),
         })?;
-    primary::parse(&xml, &purl).map_err(|e| RepoError::Metadata {
+    let packages = primary::parse(&xml, &purl).map_err(|e| RepoError::Metadata {
         alias: def.alias.clone(),
         message: e.to_string(),
-    })
+    })?;
+    Ok((packages, trust))
 }

@@ -84,6 +84,22 @@ pub fn require_tools(cmds: &[&str]) {
     }
 }
 
+/// `ELSX_CORPUS` (../shared/corpus, real data nobody on this project wrote): None, saying so,
+/// when it is not set; a failure when it is set to something else.
+pub fn corpus() -> Option<PathBuf> {
+    let Some(dir) = std::env::var_os("ELSX_CORPUS") else {
+        eprintln!("SKIPPED: ELSX_CORPUS is not set (scripts/test.sh sets it to ../shared/corpus)");
+        return None;
+    };
+    let dir = PathBuf::from(dir);
+    assert!(
+        dir.join("README.md").is_file(),
+        "ELSX_CORPUS={} is not the corpus folder",
+        dir.display()
+    );
+    Some(dir)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The fixture repository
 
@@ -583,6 +599,10 @@ where
         args,
     }
 }
+
+/// The fingerprint of the published TEST key `tests/fixtures/keys/elsx-test.*.asc`, which signs
+/// the fixture mirror (scripts/mkmirror.sh) and the test repositories that ask for it.
+pub const TEST_KEY: &str = "01C7C39B7EDD1BB084B21D208BCFD7BD2B868DE1";
 
 /// The base packages used by most tests.
 pub const BASE: &[&str] = &[

@@ -1,0 +1,372 @@
+//! OpenPGP signatures: repository keys, `repomd.xml.asc` and RPM header signatures (rpgp).
+//!
+//! Contract: everything here takes bytes and does no I/O. [`Keyring`] holds the keys a
+//! repository is trusted with; [`Keyring::verify_detached`] checks a detached signature
+//! (`repomd.xml.asc`); [`check_rpm`] checks an RPM as `rpm -K` does: header digest, payload
+//! digest, and a header-only signature (v4 RSA/EdDSA `RSAHEADER`/`DSAHEADER`, or rpm 6's
+//! `OPENPGP` v4/v6 signatures) by a key of the keyring.
+
+use crate::checksum::Algo;
+use pgp::composed::{Deserializable, SignedPublicKey};
+use pgp::packet::{Packet, PacketParser, Signature, SignatureType};
+use pgp::types::KeyDetails;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SigError {
+    #[error("{what}: not an OpenPGP public key: {message}")]
+    Key { what: String, message: String },
+    #[error("{what}: not an OpenPGP signature")]
+    NotASignature { what: String },
+    #[error("{what} is signed by key {issuer}, which is not among the trusted keys ({trusted})")]
+    UnknownKey {
+        what: String,
+        issuer: String,
+        trusted: String,
+    },
+    #[error("{what}: BAD signature by key {key}: {message}")]
+    Bad {
+        what: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// A trusted public key and where it came from.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub key: SignedPublicKey,
+    /// The primary key's fingerprint, upper-case hex without spaces.
+    pub fingerprint: String,
+    pub origin: String,
+}
+
+/// The keys a repository's metadata and packages may be signed with.
+#[derive(Clone, Debug, Default)]
+pub struct Keyring {
+    pub keys: Vec<Key>,
+}
+
+/// A fingerprint as written by people (`AD48 5664 ...`, lower case) in our canonical form.
+pub fn normalize_fingerprint(s: &str) -> Option<String> {
+    let f: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .trim_start_matches("0x")
+        .to_ascii_uppercase();
+    // v4 fingerprints are 20 bytes, v6 ones 32.
+    (matches!(f.len(), 40 | 64) && f.bytes().all(|b| b.is_ascii_hexdigit())).then_some(f)
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    hex::encode_upper(b)
+}
+
+/// A key's primary fingerprint in our canonical form.
+pub fn fingerprint(k: &SignedPublicKey) -> String {
+    hex_upper(k.fingerprint().as_bytes())
+}
+
+/// Parses every public key in `data` (ASCII-armored or binary, one key or several). Each
+/// key's self-signatures and subkey bindings must verify. `what` names the data in messages.
+pub fn parse_keys(data: &[u8], what: &str) -> Result<Vec<SignedPublicKey>, SigError> {
+    let err = |message: String| SigError::Key {
+        what: what.to_owned(),
+        message,
+    };
+    let armored = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .is_some_and(|i| data[i..].starts_with(b"-----BEGIN PGP"));
+    let iter: Box<dyn Iterator<Item = pgp::errors::Result<SignedPublicKey>>> = if armored {
+        SignedPublicKey::from_armor_many(data)
+            .map_err(|e| err(e.to_string()))?
+            .0
+    } else {
+        SignedPublicKey::from_bytes_many(data).map_err(|e| err(e.to_string()))?
+    };
+    let mut keys = Vec::new();
+    for k in iter {
+        let k = k.map_err(|e| err(e.to_string()))?;
+        k.verify_bindings()
+            .map_err(|e| err(format!("its self-signatures do not verify: {e}")))?;
+        keys.push(k);
+    }
+    if keys.is_empty() {
+        return Err(err("no public key found".into()));
+    }
+    Ok(keys)
+}
+
+/// The first signature packet in `data` (binary or ASCII-armored).
+fn parse_signature(data: &[u8], what: &str) -> Result<Signature, SigError> {
+    let not = || SigError::NotASignature {
+        what: what.to_owned(),
+    };
+    let armored = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .is_some_and(|i| data[i..].starts_with(b"-----BEGIN PGP"));
+    let first = |r: &mut dyn std::io::BufRead| {
+        PacketParser::new(r).find_map(|p| match p {
+            Ok(Packet::Signature(s)) => Some(s),
+            _ => None,
+        })
+    };
+    if armored {
+        let (sig, _) =
+            pgp::composed::DetachedSignature::from_armor_single(data).map_err(|_| not())?;
+        Ok(sig.signature)
+    } else {
+        first(&mut &data[..]).ok_or_else(not)
+    }
+}
+
+impl Keyring {
+    /// Adds keys; `origin` says where they came from (for messages).
+    pub fn add(&mut self, keys: Vec<SignedPublicKey>, origin: &str) {
+        for key in keys {
+            let fingerprint = fingerprint(&key);
+            if self.keys.iter().any(|k| k.fingerprint == fingerprint) {
+                continue;
+            }
+            self.keys.push(Key {
+                key,
+                fingerprint,
+                origin: origin.to_owned(),
+            });
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The fingerprints, for messages.
+    pub fn describe(&self) -> String {
+        if self.keys.is_empty() {
+            return "none".into();
+        }
+        self.keys
+            .iter()
+            .map(|k| format!("{} from {}", k.fingerprint, k.origin))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Verifies one signature packet over `data`; returns the fingerprint of the primary key
+    /// whose key (or signing subkey) made it.
+    fn verify(&self, data: &[u8], sig: &Signature, what: &str) -> Result<String, SigError> {
+        let ids: Vec<String> = sig
+            .issuer_key_id()
+            .iter()
+            .map(|k| hex_upper(k.as_ref()))
+            .collect();
+        let fprs: Vec<String> = sig
+            .issuer_fingerprint()
+            .iter()
+            .map(|f| hex_upper(f.as_bytes()))
+            .collect();
+        let named = |fp: &str, id: &str| {
+            (ids.is_empty() && fprs.is_empty())
+                || fprs.iter().any(|f| f == fp)
+                || ids.iter().any(|i| i == id)
+        };
+        let mut tried = None;
+        for k in &self.keys {
+            let primary = &k.key;
+            let candidates = std::iter::once((
+                hex_upper(primary.fingerprint().as_bytes()),
+                hex_upper(primary.legacy_key_id().as_ref()),
+                None,
+            ))
+            .chain(primary.public_subkeys.iter().enumerate().map(|(i, s)| {
+                (
+                    hex_upper(s.fingerprint().as_bytes()),
+                    hex_upper(s.legacy_key_id().as_ref()),
+                    Some(i),
+                )
+            }));
+            for (fp, id, sub) in candidates {
+                if !named(&fp, &id) {
+                    continue;
+                }
+                let res = match sub {
+                    None => sig.verify(primary, data),
+                    Some(i) => sig.verify(&primary.public_subkeys[i], data),
+                };
+                match res {
+                    Ok(()) => return Ok(k.fingerprint.clone()),
+                    Err(e) => tried = Some((fp, e.to_string())),
+                }
+            }
+        }
+        match tried {
+            Some((key, message)) => Err(SigError::Bad {
+                what: what.to_owned(),
+                key,
+                message,
+            }),
+            None => Err(SigError::UnknownKey {
+                what: what.to_owned(),
+                issuer: fprs
+                    .first()
+                    .or(ids.first())
+                    .cloned()
+                    .unwrap_or_else(|| "(unnamed)".into()),
+                trusted: self.describe(),
+            }),
+        }
+    }
+
+    /// Checks a detached signature (`repomd.xml.asc`, binary or armored) over `data`. Only
+    /// signatures of binary or text documents count (not key certifications).
+    pub fn verify_detached(&self, data: &[u8], sig: &[u8], what: &str) -> Result<String, SigError> {
+        let s = parse_signature(sig, what)?;
+        if !matches!(s.typ(), Some(SignatureType::Binary | SignatureType::Text)) {
+            return Err(SigError::NotASignature {
+                what: what.to_owned(),
+            });
+        }
+        self.verify(data, &s, what)
+    }
+}
+
+/// What [`check_rpm`] found wrong with a package, in rpm's words where rpm has them.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RpmSigError {
+    #[error("not an RPM package: {0}")]
+    NotRpm(String),
+    #[error("the header's sha256 digest does not match (BAD header): the package is damaged")]
+    HeaderDigest,
+    #[error("the payload's sha256 digest does not match (BAD payload): the package is damaged")]
+    PayloadDigest,
+    #[error(
+        "the header has no payload digest (built by rpm < 4.14), so no header signature covers the payload"
+    )]
+    NoPayloadDigest,
+    #[error("the package is not signed")]
+    NoSignature,
+    #[error(transparent)]
+    Signature(#[from] SigError),
+}
+
+/// A package `rpm -K` would accept with this keyring: returns the signer's fingerprint, or None
+/// when the package is unsigned and `require_signature` is false (zypper's "unsigned packages
+/// are OK" when the check is not mandatory). Digests are always checked.
+pub fn check_rpm(
+    keyring: &Keyring,
+    data: &[u8],
+    require_signature: bool,
+) -> Result<Option<String>, RpmSigError> {
+    let mut cursor = std::io::Cursor::new(data);
+    let meta =
+        rpm::PackageMetadata::parse(&mut cursor).map_err(|e| RpmSigError::NotRpm(e.to_string()))?;
+    let end = cursor.position() as usize;
+    // The header as it is on disk: after the 96-byte lead and the signature header (16 bytes of
+    // intro, 16 per index entry, the data), padded to 8 bytes.
+    let be32 = |at: usize| {
+        data.get(at..at + 4)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
+    };
+    let (n, h) = (be32(96 + 8), be32(96 + 12));
+    let sig_len = n.zip(h).map(|(n, h)| 16 + 16 * n + h).unwrap_or(usize::MAX);
+    let start = (96 + sig_len).saturating_add((8 - sig_len % 8) % 8);
+    let header = data
+        .get(start..end)
+        .ok_or_else(|| RpmSigError::NotRpm("header out of bounds".into()))?;
+    let sig_str = |tag| {
+        meta.signature
+            .get_entry_data_as_string(tag)
+            .ok()
+            .map(str::to_ascii_lowercase)
+    };
+    match sig_str(rpm::IndexSignatureTag::RPMSIGTAG_SHA256) {
+        Some(want) if want != Algo::Sha256.digest_hex(header) => {
+            return Err(RpmSigError::HeaderDigest);
+        }
+        Some(_) => {}
+        None => {
+            let sha1 = sig_str(rpm::IndexSignatureTag::RPMSIGTAG_SHA1)
+                .ok_or_else(|| RpmSigError::NotRpm("no header digest".into()))?;
+            if sha1 != Algo::Sha1.digest_hex(header) {
+                return Err(RpmSigError::HeaderDigest);
+            }
+        }
+    }
+    let payload_digest = meta
+        .header
+        .get_entry_data_as_string_array(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
+        .ok()
+        .and_then(|v| v.first().map(|s| s.to_ascii_lowercase()));
+    match &payload_digest {
+        Some(want) if *want != Algo::Sha256.digest_hex(&data[end..]) => {
+            return Err(RpmSigError::PayloadDigest);
+        }
+        _ => {}
+    }
+    let sigs = meta
+        .raw_signatures()
+        .map_err(|e| RpmSigError::NotRpm(e.to_string()))?;
+    if sigs.is_empty() {
+        return if require_signature {
+            Err(RpmSigError::NoSignature)
+        } else {
+            Ok(None)
+        };
+    }
+    if payload_digest.is_none() {
+        return Err(RpmSigError::NoPayloadDigest);
+    }
+    // rpm accepts the package when one of its signatures verifies.
+    let mut first_err = None;
+    for raw in &sigs {
+        let res = parse_signature(raw, "the header signature")
+            .and_then(|s| keyring.verify(header, &s, "the header"));
+        match res {
+            Ok(fp) => return Ok(Some(fp)),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_err.expect("at least one signature").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_normalized() {
+        assert_eq!(
+            normalize_fingerprint("AD48 5664 E901 B867 051A  B15F 35A2 F86E 29B7 00A4").as_deref(),
+            Some("AD485664E901B867051AB15F35A2F86E29B700A4")
+        );
+        assert_eq!(
+            normalize_fingerprint("0xad485664e901b867051ab15f35a2f86e29b700a4").as_deref(),
+            Some("AD485664E901B867051AB15F35A2F86E29B700A4")
+        );
+        assert_eq!(normalize_fingerprint("29B700A4"), None);
+        assert_eq!(
+            normalize_fingerprint("XD485664E901B867051AB15F35A2F86E29B700A4"),
+            None
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse_keys(b"", "k").is_err());
+        assert!(parse_keys(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxx\n", "k").is_err());
+        assert!(parse_keys(&[0x99, 0x01, 0x0d, 4, 0, 0], "k").is_err());
+        let ring = Keyring::default();
+        assert!(matches!(
+            ring.verify_detached(b"data", b"not a signature", "repomd.xml"),
+            Err(SigError::NotASignature { .. })
+        ));
+        assert!(matches!(
+            check_rpm(&ring, b"not an rpm", true),
+            Err(RpmSigError::NotRpm(_))
+        ));
+    }
+}
