@@ -3,25 +3,14 @@
 //! Gated by `ELSX_CORPUS` (scripts/test.sh sets it when ../shared/corpus exists): without it
 //! these tests say so and do nothing; with it set to a missing folder they fail.
 
+mod support;
+
 use elsx::compress::Codec;
 use elsx::repo::{primary, repomd};
 use elsx::tree::Kind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn corpus() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("ELSX_CORPUS") else {
-        eprintln!("SKIPPED: ELSX_CORPUS is not set (scripts/test.sh sets it to ../shared/corpus)");
-        return None;
-    };
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("README.md").is_file(),
-        "ELSX_CORPUS={} is not the corpus folder",
-        dir.display()
-    );
-    Some(dir)
-}
+use support::corpus;
 
 /// Parses repomd.xml and the primary it lists; returns the packages.
 fn load_repo(repo: &Path) -> Vec<primary::Package> {
