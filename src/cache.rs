@@ -1,8 +1,15 @@
 //! The on-disk cache: versioned buckets of content-addressed files.
 //!
 //! Invariant: a file appears under its final name only after its checksum was verified; it is
-//! written to a temporary file in the same directory and renamed, so a crash or a concurrent
+//! written to a temporary file in the same file system and renamed, so a crash or a concurrent
 //! build never leaves a corrupted entry.
+//!
+//! Sharing: every build holds a shared lock on `<cache>/.lock` for as long as it uses the cache,
+//! so any number of builds run at once (entries are content-addressed and appear by rename, so
+//! two builds writing the same entry write the same bytes); `elsx cache clean` takes it exclusively
+//! and so waits for running builds. A download in progress lives in `partial-v1/` under an
+//! exclusive lock of its own: a second build that needs the same file waits for the first instead
+//! of downloading it again, and a download cut short (a crash, Ctrl-C) resumes where it stopped.
 
 use crate::checksum::{Algo, Checksum};
 use std::io::Write;
@@ -14,8 +21,58 @@ pub enum Bucket {
     Rpms,
     /// Metadata files listed in repomd.xml, by their checksum.
     Repodata,
-    /// repomd.xml of each repository URL, for `--offline`.
+    /// repomd.xml (and other files not known by checksum) of each URL, with the HTTP validators
+    /// (ETag, Last-Modified) that revalidate it; for `--offline` too.
     Repomd,
+}
+
+/// HTTP validators of a cached reply, sent back as `If-None-Match` / `If-Modified-Since`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// The first line of a keyed entry (the format's version).
+const KEYED_MAGIC: &str = "elsx-keyed-v2";
+
+/// Serializes a keyed entry: a header with the validators, a blank line, the body. One file, so
+/// that body and validators are replaced together.
+fn encode_keyed(v: &Validators, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{KEYED_MAGIC}\n").into_bytes();
+    for (k, val) in [("etag", &v.etag), ("last-modified", &v.last_modified)] {
+        if let Some(x) = val {
+            // A header value cannot hold a newline; one that did would break the format.
+            out.extend(format!("{k}: {}\n", x.replace(['\r', '\n'], " ")).bytes());
+        }
+    }
+    out.push(b'\n');
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode_keyed(data: &[u8]) -> Option<(Validators, Vec<u8>)> {
+    let end = data.windows(2).position(|w| w == b"\n\n")?;
+    let head = std::str::from_utf8(&data[..end]).ok()?;
+    let mut lines = head.lines();
+    if lines.next()? != KEYED_MAGIC {
+        return None;
+    }
+    let mut v = Validators::default();
+    for l in lines {
+        match l.split_once(": ") {
+            Some(("etag", x)) => v.etag = Some(x.to_owned()),
+            Some(("last-modified", x)) => v.last_modified = Some(x.to_owned()),
+            _ => {}
+        }
+    }
+    Some((v, data[end + 2..].to_vec()))
 }
 
 impl Bucket {
@@ -23,7 +80,7 @@ impl Bucket {
         match self {
             Bucket::Rpms => "rpms-v1",
             Bucket::Repodata => "repodata-v1",
-            Bucket::Repomd => "repomd-v1",
+            Bucket::Repomd => "repomd-v2",
         }
     }
 }
@@ -101,12 +158,22 @@ impl Cache {
         Ok(())
     }
 
-    /// Removes every bucket elsx knows; returns the bytes freed. Other files are left alone, so a
-    /// mistyped `--cache-dir` cannot empty an unrelated directory.
+    /// Removes every bucket elsx knows (and those of older formats); returns the bytes freed.
+    /// Other files are left alone, so a mistyped `--cache-dir` cannot empty an unrelated
+    /// directory. Waits for running builds (it takes the cache's lock exclusively).
     pub fn clean(&self) -> std::io::Result<u64> {
+        let _lock = if self.root.is_dir() {
+            Some(self.lock(true)?)
+        } else {
+            None
+        };
         let mut freed = 0;
-        for b in [Bucket::Rpms, Bucket::Repodata, Bucket::Repomd] {
-            let dir = self.root.join(b.dir());
+        let dirs = [Bucket::Rpms, Bucket::Repodata, Bucket::Repomd]
+            .map(Bucket::dir)
+            .into_iter()
+            .chain([PARTIAL_DIR, "repomd-v1"]);
+        for d in dirs {
+            let dir = self.root.join(d);
             if !dir.is_dir() {
                 continue;
             }
@@ -120,10 +187,124 @@ impl Cache {
         Ok(freed)
     }
 
-    /// Stores bytes under a key (not content-addressed: the newest wins).
-    pub fn store_keyed(&self, bucket: Bucket, key: &str, data: &[u8]) -> std::io::Result<()> {
+    /// Stores bytes under a key with their HTTP validators (not content-addressed: the newest
+    /// wins).
+    pub fn store_keyed(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        validators: &Validators,
+        data: &[u8],
+    ) -> std::io::Result<()> {
         let mut tmp = self.temp(bucket)?;
-        tmp.write_all(data)?;
+        tmp.write_all(&encode_keyed(validators, data))?;
         self.publish(tmp, &self.keyed(bucket, key))
+    }
+
+    /// The bytes stored under a key and their validators; `None` if absent or unreadable.
+    pub fn load_keyed(&self, bucket: Bucket, key: &str) -> Option<(Validators, Vec<u8>)> {
+        decode_keyed(&std::fs::read(self.keyed(bucket, key)).ok()?)
+    }
+
+    /// Locks the cache: shared for a build, exclusive for `cache clean`. The lock lasts as long
+    /// as the returned file is open.
+    pub fn lock(&self, exclusive: bool) -> std::io::Result<std::fs::File> {
+        fs_err::create_dir_all(&self.root)?;
+        let path = self.root.join(".lock");
+        let f = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?
+            .into_file();
+        let try_it = |f: &std::fs::File| {
+            if exclusive {
+                f.try_lock()
+            } else {
+                f.try_lock_shared()
+            }
+        };
+        if let Err(std::fs::TryLockError::WouldBlock) = try_it(&f) {
+            tracing::info!(
+                "waiting for another elsx to release {}",
+                self.root.display()
+            );
+            if exclusive { f.lock() } else { f.lock_shared() }
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        }
+        Ok(f)
+    }
+
+    /// The download in progress of the entry `sum` of `bucket`, locked for this process; waits
+    /// while another process holds it. Returns `None` when the entry appeared in the meantime
+    /// (the other process finished it).
+    pub fn partial(&self, bucket: Bucket, sum: &Checksum) -> std::io::Result<Option<Partial>> {
+        let dir = self.root.join(PARTIAL_DIR);
+        fs_err::create_dir_all(&dir)?;
+        let final_name = self.path(bucket, sum);
+        let name = format!(
+            "{}-{}",
+            bucket.dir(),
+            final_name.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let path = dir.join(name);
+        loop {
+            let file = fs_err::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)?
+                .into_file();
+            if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+                tracing::info!(
+                    "waiting for another elsx downloading {}",
+                    final_name.display()
+                );
+                file.lock()?;
+            }
+            if self.lookup(bucket, sum).is_some() {
+                return Ok(None);
+            }
+            // The holder before us may have renamed or removed this file: only the inode that
+            // still has the name is ours to continue.
+            use std::os::unix::fs::MetadataExt;
+            let (a, b) = (file.metadata()?, std::fs::metadata(&path));
+            if b.is_ok_and(|b| b.ino() == a.ino() && b.dev() == a.dev()) {
+                return Ok(Some(Partial {
+                    file,
+                    path,
+                    dest: final_name,
+                }));
+            }
+        }
+    }
+}
+
+/// Where downloads in progress live (outside the buckets, so nothing half-written is ever seen
+/// under a bucket's name).
+const PARTIAL_DIR: &str = "partial-v1";
+
+/// A download in progress, exclusively locked (see [`Cache::partial`]).
+pub struct Partial {
+    pub file: std::fs::File,
+    pub path: PathBuf,
+    dest: PathBuf,
+}
+
+impl Partial {
+    /// Moves the verified download to its entry's name.
+    pub fn publish(self) -> std::io::Result<PathBuf> {
+        self.file.sync_all()?;
+        if let Some(d) = self.dest.parent() {
+            fs_err::create_dir_all(d)?;
+        }
+        fs_err::rename(&self.path, &self.dest)?;
+        Ok(self.dest)
+    }
+
+    /// Throws the download away (its bytes were wrong).
+    pub fn discard(self) {
+        let _ = fs_err::remove_file(&self.path);
     }
 }

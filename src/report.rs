@@ -40,6 +40,12 @@ pub enum Event<'a> {
         bytes: u64,
         cached: bool,
     },
+    /// Bytes arrived (or were found in the cache) for a stage that moves bytes: drawn as a
+    /// rate. `Item` still follows each finished unit.
+    Progress {
+        stage: Stage,
+        bytes: u64,
+    },
     StageFinished {
         stage: Stage,
     },

@@ -89,16 +89,21 @@ impl Reporter for Bars {
                 pb.set_prefix(stage.name());
                 bars.push((stage, pb));
             }
-            Event::Item {
-                stage, name, bytes, ..
-            } => {
+            Event::Item { stage, name, .. } => {
                 if let Some((_, pb)) = bars.iter().find(|(s, _)| *s == stage) {
-                    if stage == Stage::Fetch && pb.length().unwrap_or(0) > 1 {
-                        pb.inc(bytes)
-                    } else {
+                    // A fetch bar in bytes moves with `Progress` events.
+                    if !(stage == Stage::Fetch && bytes_bar(pb)) {
                         pb.inc(1)
                     }
                     pb.set_message(name.to_owned());
+                }
+            }
+            Event::Progress { stage, bytes } => {
+                if let Some((_, pb)) = bars.iter().find(|(s, _)| *s == stage)
+                    && stage == Stage::Fetch
+                    && bytes_bar(pb)
+                {
+                    pb.inc(bytes)
                 }
             }
             Event::StageFinished { stage } => {
@@ -112,4 +117,9 @@ impl Reporter for Bars {
             }
         }
     }
+}
+
+/// Whether the bar counts bytes (the fetch stage, when the sizes are known).
+fn bytes_bar(pb: &ProgressBar) -> bool {
+    pb.length().unwrap_or(0) > 1
 }

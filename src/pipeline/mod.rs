@@ -174,6 +174,17 @@ fn load_sources(
             )));
         }
     }
+    for d in used {
+        // zypper's `mirrorlist=`: more places to fetch the repository's files from.
+        if let Some(list) = d.other.get("mirrorlist").filter(|_| !fetcher.offline)
+            && let Err(e) = fetcher.add_mirrorlist(&d.baseurl, list)
+        {
+            r.event(Event::Warning(&format!(
+                "repository {}: its mirror list is unusable, using {} alone: {e}",
+                d.alias, d.baseurl
+            )));
+        }
+    }
     r.event(Event::StageStarted {
         stage: Stage::Metadata,
         items: used.len() as u64,

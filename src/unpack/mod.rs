@@ -49,6 +49,15 @@ pub enum UnpackError {
     },
     #[error("{path}: {entry:?} is listed in the header but missing from the payload")]
     Missing { path: PathBuf, entry: String },
+    #[error(
+        "{path}: entry {entry:?} lies below {parent:?}, which the same package makes a {kind}: refusing to write through it"
+    )]
+    BelowNonDir {
+        path: PathBuf,
+        entry: String,
+        parent: String,
+        kind: &'static str,
+    },
 }
 
 /// Ids from a tree's `etc/passwd` and `etc/group`; `root` (0) for names they do not list.
@@ -209,7 +218,7 @@ pub fn unpack(data: &[u8], path: &Path) -> Result<(Tree, Unpacked), UnpackError>
         }
     }
 
-    let mut t = Tree::new();
+    let mut listed: BTreeMap<String, Entry> = BTreeMap::new();
     let mut owners = Vec::new();
     for f in &files {
         if f.flags().contains(rpm::FileFlags::GHOST) {
@@ -254,7 +263,7 @@ pub fn unpack(data: &[u8], path: &Path) -> Result<(Tree, Unpacked), UnpackError>
                 group: f.group().to_owned(),
             });
         }
-        t.insert(
+        listed.insert(
             name,
             Entry {
                 kind,
@@ -265,6 +274,26 @@ pub fn unpack(data: &[u8], path: &Path) -> Result<(Tree, Unpacked), UnpackError>
                 xattrs,
             },
         );
+    }
+    // A package may not place entries below its own symlinks (or files): rpmbuild never makes
+    // such a package, and writing it out would follow the link out of the tree.
+    for name in listed.keys() {
+        let mut p = tree::parent(name);
+        while let Some(dir) = p {
+            if let Some(e) = listed.get(dir).filter(|e| !e.is_dir()) {
+                return Err(UnpackError::BelowNonDir {
+                    path: path.to_owned(),
+                    entry: format!("/{name}"),
+                    parent: format!("/{dir}"),
+                    kind: e.kind.type_name(),
+                });
+            }
+            p = tree::parent(dir);
+        }
+    }
+    let mut t = Tree::new();
+    for (name, e) in listed {
+        t.insert(name, e);
     }
     let mut scripts = Vec::new();
     for (tag, label) in [

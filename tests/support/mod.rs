@@ -22,6 +22,22 @@ pub fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `$ELSX_CORPUS` (../shared/corpus, see its README), or `None` with a note when it is not set
+/// (scripts/test.sh sets it); set to a folder that is not the corpus, it is a failure.
+pub fn corpus() -> Option<PathBuf> {
+    let Some(dir) = std::env::var_os("ELSX_CORPUS") else {
+        eprintln!("SKIPPED: ELSX_CORPUS is not set (scripts/test.sh sets it to ../shared/corpus)");
+        return None;
+    };
+    let dir = PathBuf::from(dir);
+    assert!(
+        dir.join("README.md").is_file(),
+        "ELSX_CORPUS={} is not the corpus folder",
+        dir.display()
+    );
+    Some(dir)
+}
+
 /// The `elsx` binary under test.
 pub fn elsx_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_elsx"))
