@@ -100,22 +100,6 @@ pub fn require_tools(cmds: &[&str]) {
     }
 }
 
-/// `ELSX_CORPUS` (../shared/corpus, real data nobody on this project wrote): None, saying so,
-/// when it is not set; a failure when it is set to something else.
-pub fn corpus() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("ELSX_CORPUS") else {
-        eprintln!("SKIPPED: ELSX_CORPUS is not set (scripts/test.sh sets it to ../shared/corpus)");
-        return None;
-    };
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("README.md").is_file(),
-        "ELSX_CORPUS={} is not the corpus folder",
-        dir.display()
-    );
-    Some(dir)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The fixture repository
 
