@@ -41,6 +41,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("rpm2cpio", "rpm2cpio"),
     ("cpio", "cpio"),
     ("sha256sum", "coreutils"),
+    ("gpg", "gpg"),
+    ("rpmsign", "rpm"),
 ];
 
 fn on_path(cmd: &str) -> bool {
