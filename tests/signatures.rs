@@ -152,18 +152,24 @@ fn sign_repomd(home: &Path, fpr: &str, repo: &Path) {
     std::fs::write(repo.join("repodata/repomd.xml.key"), key).unwrap();
 }
 
+/// A directory under the target directory kept for the life of the test binary (statics are
+/// never dropped); stale ones of earlier runs are pruned.
+fn kept_dir(prefix: &str) -> PathBuf {
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    support::prune_stale(parent, prefix);
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .unwrap()
+        .keep()
+}
+
 fn repos() -> &'static Repos {
     static REPOS: OnceLock<Repos> = OnceLock::new();
     REPOS.get_or_init(|| {
         require_tools(&["gpg", "rpmsign", "createrepo_c"]);
         let fixture = support::fixture_repo();
-        let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        support::prune_stale(parent, "signed-repos-");
-        let root = tempfile::Builder::new()
-            .prefix("signed-repos-")
-            .tempdir_in(parent)
-            .unwrap()
-            .keep();
+        let root = kept_dir("signed-repos-");
         // A key of its own, in a throw-away GNUPGHOME (short path: gpg-agent's socket).
         let home = tempfile::Builder::new().prefix("gpg-").tempdir().unwrap();
         run_tool(gpg(home.path()).args([
@@ -437,4 +443,165 @@ fn packages_are_trusted_through_signed_metadata() {
         &run,
         &["package fixture-", "from repository fixtures", "not signed"],
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 3: the shipped openSUSE definitions.
+
+#[test]
+fn shipped_definitions_pin_the_opensuse_key() {
+    use elsx::repo::definition::Vars;
+    const OPENSUSE: &str = "AD485664E901B867051AB15F35A2F86E29B700A4";
+    for arch in ["x86_64", "aarch64"] {
+        let vars = Vars {
+            arch: arch.into(),
+            releasever: "16.0".into(),
+        };
+        let mut defs = elsx::repo::load_definitions(&[], &[], &vars).unwrap();
+        let aliases: Vec<&str> = defs.iter().map(|d| d.alias.as_str()).collect();
+        for want in [
+            "repo-oss",
+            "repo-non-oss",
+            "repo-update",
+            "repo-oss-ports",
+            "repo-non-oss-ports",
+            "repo-update-ports",
+            "leap-16.0-oss",
+            "leap-16.0-non-oss",
+        ] {
+            assert!(
+                aliases.contains(&want),
+                "{want} is not shipped: {aliases:?}"
+            );
+        }
+        for d in &defs {
+            assert!(d.gpgcheck && d.repo_gpgcheck.is_none() && d.pkg_gpgcheck.is_none());
+            assert_eq!(d.gpgkey_fingerprint, [OPENSUSE], "{}", d.alias);
+            // The key is the repository's own copy.
+            assert_eq!(
+                d.gpgkey,
+                [format!("{}repodata/repomd.xml.key", d.baseurl)],
+                "{}",
+                d.alias
+            );
+            assert!(!d.baseurl.contains('$'), "{}", d.baseurl);
+        }
+        let ports = defs.iter().find(|d| d.alias == "repo-oss-ports").unwrap();
+        assert!(
+            ports.baseurl.contains(&format!("/ports/{arch}/")),
+            "{}",
+            ports.baseurl
+        );
+        let leap = defs.iter().find(|d| d.alias == "leap-16.0-oss").unwrap();
+        assert!(leap.baseurl.contains("/leap/16.0/"), "{}", leap.baseurl);
+        // --mirror moves the keys with the repositories; --repo-key replaces the pins.
+        elsx::repo::apply_overrides(&mut defs, Some("http://127.0.0.1:9/m/"), &[]);
+        elsx::repo::apply_repo_keys(
+            &mut defs,
+            &[(Some("repo-oss".into()), support::TEST_KEY.into())],
+        );
+        for d in &defs {
+            assert!(
+                d.baseurl.starts_with("http://127.0.0.1:9/m/"),
+                "{}",
+                d.baseurl
+            );
+            assert!(
+                d.gpgkey[0].starts_with("http://127.0.0.1:9/m/"),
+                "{:?}",
+                d.gpgkey
+            );
+            let want = if d.alias == "repo-oss" {
+                support::TEST_KEY
+            } else {
+                OPENSUSE
+            };
+            assert_eq!(d.gpgkey_fingerprint, [want]);
+        }
+    }
+}
+
+/// A stand-in for download.opensuse.org holding `tumbleweed/repo/oss`: the fixture repository
+/// signed with the published test key, as mkmirror.sh signs its mirror.
+fn test_key_mirror() -> &'static Path {
+    static MIRROR: OnceLock<PathBuf> = OnceLock::new();
+    MIRROR.get_or_init(|| {
+        require_tools(&["gpg"]);
+        let root = kept_dir("test-key-mirror-");
+        let oss = root.join("tumbleweed/repo/oss");
+        support::copy_tree(support::fixture_repo(), &oss);
+        let home = tempfile::Builder::new().prefix("gpg-").tempdir().unwrap();
+        let secret = support::manifest_dir().join("tests/fixtures/keys/elsx-test.secret.asc");
+        run_tool(gpg(home.path()).arg("--import").arg(secret));
+        sign_repomd(home.path(), support::TEST_KEY, &oss);
+        root
+    })
+}
+
+#[test]
+fn shipped_definitions_on_a_mirror_signed_with_another_key() {
+    let server = HttpServer::start(test_key_mirror());
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("tw.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "[extension]\nname = \"tw\"\n\n[repos]\nuse = [\"repo-oss\"]\n\n[base]\npackages = {BASE:?}\n\n[packages]\ninstall = [\"fixture-app\"]\n"
+        ),
+    )
+    .unwrap();
+    let args = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "build".to_owned(),
+            recipe.display().to_string(),
+            "-o".to_owned(),
+            dir.path().join(out).display().to_string(),
+            "--mirror".to_owned(),
+            server.url(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let build = |extra: &[&str]| elsx(args("out", extra));
+    // The definition pins openSUSE's key: the mirror's own key is not taken.
+    let run = build(&[]);
+    assert_refused(
+        &run,
+        &[
+            "repository repo-oss",
+            "not pinned",
+            support::TEST_KEY,
+            "--repo-key",
+        ],
+    );
+    assert!(!dir.path().join("out/tw.raw").exists());
+    // Trusting the test key, for that repository or for all.
+    for key in [
+        format!("repo-oss={}", support::TEST_KEY),
+        support::TEST_KEY.to_owned(),
+    ] {
+        let run = build(&["--repo-key", &key]);
+        run.assert_success();
+        assert!(dir.path().join("out/tw.raw").is_file(), "{run}");
+    }
+    // The key came from the mirror's repodata/repomd.xml.key (gpgkey= moved with --mirror).
+    let fetched = server.fetched();
+    for p in [
+        "/tumbleweed/repo/oss/repodata/repomd.xml.asc",
+        "/tumbleweed/repo/oss/repodata/repomd.xml.key",
+    ] {
+        assert!(
+            fetched.iter().any(|f| f == p),
+            "{p} not fetched: {fetched:?}"
+        );
+    }
+    // A second build offline: the signature and the key come from the cache.
+    let trust = ["--repo-key", support::TEST_KEY];
+    let run = elsx(args("out2", &trust));
+    run.assert_success();
+    let run2 = support::elsx_with_cache(
+        run.cache.clone(),
+        args("out3", &[trust[0], trust[1], "--offline"]),
+    );
+    run2.assert_success();
 }
