@@ -499,6 +499,13 @@ fn shipped_definitions_pin_the_opensuse_key() {
         elsx::repo::apply_repo_keys(
             &mut defs,
             &[(Some("repo-oss".into()), support::TEST_KEY.into())],
+        )
+        .unwrap();
+        let e = elsx::repo::apply_repo_keys(&mut defs, &[(Some("nope".into()), OPENSUSE.into())]);
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("\"nope\" is not defined")
         );
         for d in &defs {
             assert!(

@@ -72,7 +72,7 @@ fn repositories(
         d.baseurl = local.value.clone();
         d.gpgkey = vec![crate::fetch::join(&d.baseurl, "repodata/repomd.xml.key")];
         d.gpgcheck = key_check;
-        repo::apply_repo_keys(std::slice::from_mut(&mut d), &opts.repo_keys);
+        repo::apply_repo_keys(std::slice::from_mut(&mut d), &opts.repo_keys)?;
         return Ok(vec![d]);
     }
     let mirror = opts
@@ -92,7 +92,7 @@ fn repositories(
         d.gpgcheck = key_check;
     }
     repo::apply_overrides(&mut defs, None, &opts.repos);
-    repo::apply_repo_keys(&mut defs, &opts.repo_keys);
+    repo::apply_repo_keys(&mut defs, &opts.repo_keys)?;
     Ok(defs.into_iter().filter(|d| d.enabled).collect())
 }
 

@@ -147,7 +147,7 @@ fn definitions(opts: &Options, arch: &str, files: &[PathBuf]) -> Result<Vec<Repo
     let file_refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let mut defs = repo::load_definitions(&dirs, &file_refs, &vars)?;
     repo::apply_overrides(&mut defs, opts.mirror.as_deref(), &opts.repos);
-    repo::apply_repo_keys(&mut defs, &opts.repo_keys);
+    repo::apply_repo_keys(&mut defs, &opts.repo_keys)?;
     Ok(defs)
 }
 
