@@ -612,3 +612,94 @@ fn shipped_definitions_on_a_mirror_signed_with_another_key() {
     );
     run2.assert_success();
 }
+
+/// mkosi configurations: the openSUSE repositories pin the openSUSE key (each serving its own
+/// copy); `RepositoryKeyCheck=no` is zypper's `--no-gpg-checks`; `--repo-key` applies.
+#[test]
+fn mkosi_repositories_follow_repository_key_check() {
+    let specs = |conf: &str, keys: Vec<(Option<String>, String)>| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mkosi.conf"), conf).unwrap();
+        let project = elsx::pipeline::mkosi::load(dir.path()).unwrap();
+        let opts = elsx::pipeline::Options {
+            output_dir: None,
+            cache_dir: dir.path().join("cache"),
+            offline: true,
+            jobs: 1,
+            mirror: Some("http://127.0.0.1:9/m".into()),
+            repos: vec![],
+            repos_dirs: vec![],
+            repo_keys: keys,
+            source_date_epoch: None,
+            keep_changed: false,
+        };
+        let specs = elsx::pipeline::mkosi::specs(&project, &opts).unwrap();
+        specs.into_iter().flat_map(|s| s.repos).collect::<Vec<_>>()
+    };
+    let conf = "[Distribution]\nDistribution=opensuse\nRelease=tumbleweed\nArchitecture=x86-64\n\n[Output]\nFormat=directory\n\n[Content]\nPackages=strace\n";
+    let repos = specs(conf, vec![]);
+    assert!(!repos.is_empty());
+    for d in &repos {
+        assert!(d.gpgcheck, "{d:?}");
+        assert_eq!(
+            d.gpgkey_fingerprint,
+            ["AD485664E901B867051AB15F35A2F86E29B700A4"]
+        );
+        assert_eq!(d.gpgkey, [format!("{}/repodata/repomd.xml.key", d.baseurl)]);
+    }
+    for d in specs(conf, vec![(None, support::TEST_KEY.into())]) {
+        assert_eq!(d.gpgkey_fingerprint, [support::TEST_KEY]);
+    }
+    let off = format!("{conf}\n[Distribution]\nRepositoryKeyCheck=no\n");
+    for d in specs(&off, vec![]) {
+        assert!(
+            !d.gpgcheck && !d.repo_gpgcheck() && !d.pkg_gpgcheck(false),
+            "{d:?}"
+        );
+    }
+}
+
+/// A key whose primary only certifies and whose signing subkey signs (as gpg makes them): the
+/// signature is the primary key's, for pins and messages.
+#[test]
+fn signing_subkeys_sign_for_their_primary_key() {
+    require_tools(&["gpg"]);
+    let home = tempfile::Builder::new().prefix("gpg-").tempdir().unwrap();
+    let h = home.path();
+    let nopass = ["--pinentry-mode", "loopback", "--passphrase", ""];
+    run_tool(gpg(h).args(nopass).args([
+        "--quick-gen-key",
+        "sub <sub@elsx.invalid>",
+        "rsa2048",
+        "cert",
+        "never",
+    ]));
+    let out = run_tool(gpg(h).args(["--with-colons", "--list-keys"]));
+    let fpr = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_owned())
+        })
+        .unwrap();
+    run_tool(
+        gpg(h)
+            .args(nopass)
+            .args(["--quick-add-key", &fpr, "rsa2048", "sign", "never"]),
+    );
+    let data = h.join("data");
+    std::fs::write(&data, b"<repomd/>\n").unwrap();
+    run_tool(gpg(h).args(["--detach-sign", "--armor"]).arg(&data));
+    let key = run_tool(gpg(h).args(["--armor", "--export", &fpr])).stdout;
+    let mut ring = Keyring::default();
+    ring.add(sig::parse_keys(&key, "key").unwrap(), "key");
+    let asc = read(&h.join("data.asc"));
+    assert_eq!(
+        ring.verify_detached(b"<repomd/>\n", &asc, "data").unwrap(),
+        fpr
+    );
+    assert!(matches!(
+        ring.verify_detached(b"<repomd/>\nchanged", &asc, "data"),
+        Err(SigError::Bad { .. })
+    ));
+}
