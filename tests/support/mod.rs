@@ -507,6 +507,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    elsx_with_env(cache, args, &[])
+}
+
+/// Like [`elsx_with_cache`], with more environment variables.
+pub fn elsx_with_env<I, S>(cache: Arc<tempfile::TempDir>, args: I, env: &[(&str, &str)]) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut argv: Vec<std::ffi::OsString> =
         args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     argv.push("--cache-dir".into());
@@ -520,6 +529,7 @@ where
         // The test server is local: never route it through a proxy from the environment.
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
