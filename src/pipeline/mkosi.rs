@@ -108,10 +108,16 @@ pub fn specs(project: &Project, opts: &Options) -> Result<Vec<Spec>> {
                     // Without a key mkosi uses the unsigned sysext definitions: no verity.
                     Verity::Auto if img.verity_key.is_none() => VerityMode::None,
                     Verity::Hash => VerityMode::Hash,
-                    other => bail!(
-                        "{}: Verity={other:?}: signed verity is not implemented yet; use Verity=hash or Verity=no",
-                        img.verity.origin
-                    ),
+                    Verity::Defer => VerityMode::Defer,
+                    Verity::Signed | Verity::Auto
+                        if img.verity_key.is_none() || img.verity_certificate.is_none() =>
+                    {
+                        bail!(
+                            "{}: Verity=signed needs VerityKey= and VerityCertificate=",
+                            img.verity.origin
+                        )
+                    }
+                    Verity::Signed | Verity::Auto => VerityMode::Signed,
                 },
             },
             other => bail!(
@@ -207,6 +213,13 @@ pub fn specs(project: &Project, opts: &Options) -> Result<Vec<Spec>> {
                 name: img.output.value.clone(),
                 kind,
                 symlink: img.output_symlink().is_some(),
+                signing: match (&img.verity_key, &img.verity_certificate) {
+                    (Some(k), Some(c)) => Some(crate::package::sign::SigningFiles {
+                        key: k.value.clone(),
+                        certificate: c.value.clone(),
+                    }),
+                    _ => None,
+                },
             },
         };
         let full: Vec<String> = match &spec.base {

@@ -679,11 +679,18 @@ fn write_output(
             let image = out.dir.join(format!("{}.raw", out.name));
             // UUIDs and the verity salt are derived from the image name: stable across rebuilds.
             let seed = format!("{}\0{}", out.name, spec.arch);
+            let signer = match &out.signing {
+                Some(files) if verity == package::VerityMode::Signed => {
+                    Some(package::sign::Signer::load(files)?)
+                }
+                _ => None,
+            };
             let (bytes, info) = write_image(
                 t,
                 fs,
                 ddi,
                 verity,
+                signer.as_ref(),
                 &spec.arch,
                 seed.as_bytes(),
                 &image,
@@ -710,6 +717,7 @@ pub fn write_image(
     fs: FsType,
     ddi: bool,
     verity: package::VerityMode,
+    signer: Option<&package::sign::Signer>,
     rpm_arch: &str,
     seed: &[u8],
     dest: &Path,
@@ -726,7 +734,9 @@ pub fn write_image(
         })?
     } else {
         write::atomic_write(dest, |f| {
-            info = Some(package::write_ddi(&fs_bytes, rpm_arch, verity, seed, f)?);
+            info = Some(package::write_ddi(
+                &fs_bytes, rpm_arch, verity, signer, seed, f,
+            )?);
             Ok(())
         })?
     };
