@@ -20,9 +20,6 @@
 #                      repository as OBS does, repodata/repomd.xml.asc (detached,
 #                      armored, dated SOURCE_DATE_EPOCH, so reproducible) and
 #                      repodata/repomd.xml.key (the public key). Needs gpg.
-#   MKREPO_SIGN_RPMS   with MKREPO_SIGN_KEY and =1: also sign every RPM
-#                      (rpmsign --addsign, a v4 RSA header signature) before
-#                      indexing. rpm dates the signature now: not reproducible.
 #
 # Needs the Debian packages rpm and createrepo-c, gcc for specs that compile
 # code, and zstd for zstd metadata when createrepo_c is older than 0.21
@@ -187,17 +184,6 @@ while IFS= read -r -d '' rpm; do
     built=$((built + 1))
 done < <(find "$tmp/RPMS" -name '*.rpm' -type f -print0 | sort -z)
 [ "$built" -gt 0 ] || die "rpmbuild produced no RPMs"
-
-if [ -n "${MKREPO_SIGN_KEY:-}" ] && [ "${MKREPO_SIGN_RPMS:-0}" = 1 ]; then
-    command -v rpmsign >/dev/null 2>&1 || die "rpmsign not found: install the Debian package rpm"
-    { read -r gpghome; read -r fpr; } < <(signing_home "$MKREPO_SIGN_KEY")
-    find "$outdir" -name '*.rpm' -type f -print0 | sort -z |
-        xargs -0 rpmsign --addsign --define "_gpg_name $fpr" --define "_gpg_path $gpghome" >/dev/null ||
-        die "rpmsign failed"
-    find "$outdir" -name '*.rpm' -type f -exec touch -d "@$SOURCE_DATE_EPOCH" {} +
-    rm -rf "$gpghome"
-    echo "signed the RPMs with $fpr"
-fi
 
 # createrepo_c learned zstd metadata in 0.21; older ones (Debian 12 has
 # 0.17.3) reject it. There we write gzip metadata and recompress each file to

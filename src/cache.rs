@@ -263,14 +263,19 @@ impl Cache {
                 );
                 file.lock()?;
             }
-            if self.lookup(bucket, sum).is_some() {
-                return Ok(None);
-            }
             // The holder before us may have renamed or removed this file: only the inode that
             // still has the name is ours to continue.
             use std::os::unix::fs::MetadataExt;
             let (a, b) = (file.metadata()?, std::fs::metadata(&path));
-            if b.is_ok_and(|b| b.ino() == a.ino() && b.dev() == a.dev()) {
+            let ours = b.is_ok_and(|b| b.ino() == a.ino() && b.dev() == a.dev());
+            if self.lookup(bucket, sum).is_some() {
+                if ours {
+                    // Created after the other process had published: not needed.
+                    let _ = fs_err::remove_file(&path);
+                }
+                return Ok(None);
+            }
+            if ours {
                 return Ok(Some(Partial {
                     file,
                     path,

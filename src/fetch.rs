@@ -495,14 +495,14 @@ impl Fetcher {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {
-                    return Err(Failure::Retry(
-                        transport(format!(
-                            "{} (after {got} bytes{})",
-                            io_message(&e, &self.policy),
-                            expected.map(|x| format!(" of {x}")).unwrap_or_default()
-                        )),
-                        None,
-                    ));
+                    let of = expected.map(|x| format!(" of {x}")).unwrap_or_default();
+                    let what = io_message(&e, &self.policy);
+                    let message = if what.contains("end of file before message length reached") {
+                        format!("the connection closed after {got}{of} bytes")
+                    } else {
+                        format!("{what} (after {got}{of} bytes)")
+                    };
+                    return Err(Failure::Retry(transport(message), None));
                 }
             };
             sink.put(&buf[..n]).map_err(|e| Failure::Final(e.into()))?;

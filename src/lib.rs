@@ -11,6 +11,7 @@ pub mod compress;
 pub mod diff;
 pub mod distro;
 pub mod fetch;
+pub mod inspect;
 pub mod mkosi;
 pub mod package;
 pub mod pipeline;

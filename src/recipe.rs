@@ -107,9 +107,27 @@ pub struct Output {
     /// Wrap the file system in a GPT disk image.
     #[serde(default)]
     pub ddi: bool,
-    /// dm-verity (needs `ddi = true`): `none` or `hash`.
+    /// dm-verity (needs `ddi = true`): `none`, `hash`, `signed` (needs `key` and
+    /// `certificate`) or `defer` (an empty signature partition for offline signing).
     #[serde(default)]
     pub verity: crate::package::VerityMode,
+    /// PEM private key that signs the root hash (`verity = "signed"`), relative to the recipe.
+    pub key: Option<String>,
+    /// PEM certificate of that key, relative to the recipe.
+    pub certificate: Option<String>,
+}
+
+impl Output {
+    /// The key and certificate, resolved against the recipe's directory.
+    pub fn signing_files(
+        &self,
+        dir: &std::path::Path,
+    ) -> Option<crate::package::sign::SigningFiles> {
+        Some(crate::package::sign::SigningFiles {
+            key: dir.join(self.key.as_ref()?),
+            certificate: dir.join(self.certificate.as_ref()?),
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +176,24 @@ pub fn parse(text: &str, file: &str) -> Result<Recipe, RecipeError> {
         return Err(at(
             "verity",
             "verity needs a disk image: set ddi = true".into(),
+        ));
+    }
+    let signed = recipe.output.verity == crate::package::VerityMode::Signed;
+    let has_keys = recipe.output.key.is_some() && recipe.output.certificate.is_some();
+    if signed && !has_keys {
+        return Err(at(
+            "verity",
+            "verity = \"signed\" needs key and certificate in [output]".into(),
+        ));
+    }
+    if !signed && (recipe.output.key.is_some() || recipe.output.certificate.is_some()) {
+        return Err(at(
+            if recipe.output.key.is_some() {
+                "key"
+            } else {
+                "certificate"
+            },
+            "key and certificate sign the root hash: set verity = \"signed\"".into(),
         ));
     }
     Ok(recipe)

@@ -1,5 +1,8 @@
-//! GPT disk images with dm-verity, checked by the upstream tools: sfdisk, veritysetup and
-//! systemd-dissect (Debian packages fdisk, cryptsetup-bin, systemd-container).
+//! GPT disk images with dm-verity and signatures, checked by the upstream tools: sfdisk,
+//! veritysetup, openssl and systemd-dissect (Debian packages fdisk, cryptsetup-bin, openssl,
+//! systemd-container).
+
+mod support;
 
 use elsx::package::{self, VerityMode};
 use elsx::tree::{Entry, Kind, Tree};
@@ -22,15 +25,7 @@ fn run(cmd: &mut Command) -> String {
 /// A squashfs image with `n` KiB of incompressible content and an extension-release.
 fn fs_image(n_kib: usize) -> Vec<u8> {
     let mut t = Tree::new();
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    let data: Vec<u8> = (0..n_kib * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = support::noise(n_kib * 1024);
     let file = |d: Vec<u8>| Entry {
         kind: Kind::File(Arc::new(d)),
         mode: 0o644,
@@ -79,7 +74,8 @@ fn verity_ddi_is_accepted_by_veritysetup_sfdisk_and_systemd_dissect() {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("img.raw");
         let mut f = std::fs::File::create(&img).unwrap();
-        let info = package::write_ddi(&fs, "x86_64", VerityMode::Hash, b"seed", &mut f).unwrap();
+        let info =
+            package::write_ddi(&fs, "x86_64", VerityMode::Hash, None, b"seed", &mut f).unwrap();
         drop(f);
         let root_hash = info.root_hash.clone().unwrap();
         let parts = partitions(&img);
@@ -124,7 +120,7 @@ fn plain_ddi_and_reproducibility() {
     let write = |name: &str| {
         let p = dir.path().join(name);
         let mut f = std::fs::File::create(&p).unwrap();
-        package::write_ddi(&fs, "x86_64", VerityMode::None, b"seed", &mut f).unwrap();
+        package::write_ddi(&fs, "x86_64", VerityMode::None, None, b"seed", &mut f).unwrap();
         p
     };
     let (a, b) = (write("a.raw"), write("b.raw"));
@@ -138,5 +134,285 @@ fn plain_ddi_and_reproducibility() {
     assert_eq!(parts[0]["name"], "root-x86-64");
     let dissect = run(Command::new("systemd-dissect").arg(&a));
     assert!(dissect.contains("squashfs"), "{dissect}");
-    assert!(package::write_ddi(&fs, "mips", VerityMode::None, b"s", &mut Vec::new()).is_err());
+    assert!(
+        package::write_ddi(&fs, "mips", VerityMode::None, None, b"s", &mut Vec::new()).is_err()
+    );
+}
+
+/// `elsx --json pack` that must succeed; the root hash it reports.
+fn pack_root_hash(tree: &std::path::Path, img: &std::path::Path, args: &[&str]) -> String {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let packed = support::pack(tree, img, &all);
+    packed.assert_success();
+    packed.json()["ddi"]["root_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `systemd-dissect IMAGE`, which must call the root partition's verity "signed".
+fn dissect_signed(img: &std::path::Path) -> String {
+    let dissect = support::dissect(img);
+    let root_row = dissect.lines().find(|l| l.contains("root-x86-64 "));
+    assert!(root_row.is_some_and(|r| r.contains("signed")), "{dissect}");
+    dissect
+}
+
+/// Hex lowercase SHA-256 fingerprint of a PEM certificate, as openssl computes it.
+fn openssl_fingerprint(cert: &std::path::Path) -> String {
+    let out = support::run_tool(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(cert),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_lowercase()
+}
+
+/// `openssl smime -verify` of a DER PKCS#7 detached signature over `content`.
+fn openssl_verifies(sig: &[u8], content: &[u8], cert: &std::path::Path) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, c) = (dir.path().join("sig.der"), dir.path().join("content"));
+    std::fs::write(&s, sig).unwrap();
+    std::fs::write(&c, content).unwrap();
+    Command::new("openssl")
+        .args([
+            "smime",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-noverify",
+            "-in",
+        ])
+        .arg(&s)
+        .arg("-content")
+        .arg(&c)
+        .arg("-certfile")
+        .arg(cert)
+        .args(["-out", "/dev/null"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The JSON text of a signature partition and the NUL padding after it.
+fn sig_json(part: &[u8]) -> (String, serde_json::Value) {
+    let end = part.iter().position(|b| *b == 0).unwrap();
+    assert!(part[end..].iter().all(|b| *b == 0), "NUL padding only");
+    let text = String::from_utf8(part[..end].to_vec()).unwrap();
+    let v = serde_json::from_str(&text).unwrap();
+    (text, v)
+}
+
+#[test]
+fn signed_ddi_is_verified_by_openssl_veritysetup_and_systemd_dissect() {
+    use base64::Engine;
+    support::require_tools(&["openssl", "veritysetup", "sfdisk", "systemd-dissect"]);
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    support::sample_tree(&tree, "signed");
+    let (key, cert) = support::openssl_key(dir.path(), "elsx-test");
+    let (key_s, cert_s) = (key.to_str().unwrap(), cert.to_str().unwrap());
+    for fs in ["squashfs", "erofs"] {
+        let img = dir.path().join(format!("signed-{fs}.raw"));
+        let root_hash = pack_root_hash(
+            &tree,
+            &img,
+            &[
+                "--fs",
+                fs,
+                "--ddi",
+                "--verity",
+                "signed",
+                "--key",
+                key_s,
+                "--certificate",
+                cert_s,
+                "--arch",
+                "x86_64",
+            ],
+        );
+        let parts = support::sfdisk_partitions(&img);
+        let types: Vec<&str> = parts.iter().map(|p| p["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            [
+                "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
+                "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5",
+                "41092B05-9FC8-4523-994F-2DEF0408B176"
+            ]
+        );
+        assert_eq!(parts[2]["name"], "root-x86-64-verity-sig");
+        // systemd-repart's VERITY_SIG_SIZE: 16 KiB.
+        assert_eq!(parts[2]["size"], 32);
+        let (data, hash) = (dir.path().join("data"), dir.path().join("hash"));
+        std::fs::write(&data, support::partition_bytes(&img, &parts[0])).unwrap();
+        std::fs::write(&hash, support::partition_bytes(&img, &parts[1])).unwrap();
+        run(Command::new("veritysetup")
+            .arg("verify")
+            .arg(&data)
+            .arg(&hash)
+            .arg(&root_hash));
+        let (text, j) = sig_json(&support::partition_bytes(&img, &parts[2]));
+        // repart's key order, compact.
+        assert!(
+            text.starts_with(&format!(
+                "{{\"rootHash\":\"{root_hash}\",\"certificateFingerprint\":\""
+            )),
+            "{text}"
+        );
+        assert_eq!(j["certificateFingerprint"], openssl_fingerprint(&cert));
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(j["signature"].as_str().unwrap())
+            .unwrap();
+        assert!(
+            openssl_verifies(&sig, root_hash.as_bytes(), &cert),
+            "{fs}: openssl rejects the signature"
+        );
+        assert!(
+            !openssl_verifies(&sig, b"something else", &cert),
+            "the check can fail"
+        );
+        let dissect = dissect_signed(&img);
+        assert!(dissect.contains("verity_hash_signature"), "{dissect}");
+        assert!(dissect.contains("extension for system"), "{dissect}");
+        let inspect = support::elsx(["--json".as_ref(), "inspect".as_ref(), img.as_os_str()]);
+        inspect.assert_success();
+        let j = inspect.json();
+        assert_eq!(j["signature"]["state"], "verified", "{inspect}");
+        assert_eq!(j["signature"]["signer"], "CN=elsx-test");
+        assert_eq!(j["root_hash"], root_hash.as_str());
+    }
+}
+
+#[test]
+fn deferred_signature_partition_is_reserved_and_can_be_filled_offline() {
+    support::require_tools(&["openssl", "sfdisk", "systemd-dissect"]);
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    support::sample_tree(&tree, "deferred");
+    let img = dir.path().join("deferred.raw");
+    let root_hash = pack_root_hash(
+        &tree,
+        &img,
+        &["--ddi", "--verity", "defer", "--arch", "x86_64"],
+    );
+    let parts = support::sfdisk_partitions(&img);
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[2]["type"], "41092B05-9FC8-4523-994F-2DEF0408B176");
+    let sig_part = support::partition_bytes(&img, &parts[2]);
+    assert_eq!(sig_part.len(), 16384);
+    assert!(sig_part.iter().all(|b| *b == 0), "reserved, zero-filled");
+    let inspect = support::elsx(["--json".as_ref(), "inspect".as_ref(), img.as_os_str()]);
+    inspect.assert_success();
+    assert_eq!(inspect.json()["signature"]["state"], "deferred");
+
+    // The offline signer: openssl with its default signed attributes, written in with a seek.
+    let (key, cert) = support::openssl_key(dir.path(), "offline-signer");
+    let rh = dir.path().join("roothash");
+    std::fs::write(&rh, &root_hash).unwrap();
+    let sig = dir.path().join("sig.der");
+    support::run_tool(
+        Command::new("openssl")
+            .args(["smime", "-sign", "-binary", "-outform", "DER", "-in"])
+            .arg(&rh)
+            .arg("-signer")
+            .arg(&cert)
+            .arg("-inkey")
+            .arg(&key)
+            .arg("-out")
+            .arg(&sig),
+    );
+    use base64::Engine;
+    let json = format!(
+        "{{\"rootHash\":\"{root_hash}\",\"certificateFingerprint\":\"{}\",\"signature\":\"{}\"}}",
+        openssl_fingerprint(&cert),
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&sig).unwrap())
+    );
+    support::write_at(
+        &img,
+        parts[2]["start"].as_u64().unwrap() * 512,
+        json.as_bytes(),
+    );
+    let inspect = support::elsx(["--json".as_ref(), "inspect".as_ref(), img.as_os_str()]);
+    inspect.assert_success();
+    assert_eq!(
+        inspect.json()["signature"]["state"],
+        "verified",
+        "{inspect}"
+    );
+    assert_eq!(inspect.json()["signature"]["signer"], "CN=offline-signer");
+    dissect_signed(&img);
+
+    // A signature over another root hash is refused, naming the partition.
+    let other = json.replace(&root_hash[..8], "00000000");
+    support::write_at(
+        &img,
+        parts[2]["start"].as_u64().unwrap() * 512,
+        other.as_bytes(),
+    );
+    let bad = support::elsx(["inspect".as_ref(), img.as_os_str()]);
+    bad.assert_code(1);
+    assert!(bad.stderr.contains("root-x86-64-verity-sig"), "{bad}");
+}
+
+#[test]
+fn signing_needs_a_matching_key_and_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    support::sample_tree(&tree, "keys");
+    let (key, cert) = support::openssl_key(dir.path(), "one");
+    let (other_key, _) = support::openssl_key(dir.path(), "two");
+    let (key, cert, other_key) = (
+        key.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        other_key.to_str().unwrap(),
+    );
+    let img = dir.path().join("keys.raw");
+    let r = support::pack(&tree, &img, &["--ddi", "--verity", "signed"]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("--key and --certificate"), "{r}");
+    let r = support::pack(
+        &tree,
+        &img,
+        &[
+            "--ddi",
+            "--verity",
+            "signed",
+            "--key",
+            other_key,
+            "--certificate",
+            cert,
+        ],
+    );
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("does not belong to the certificate"),
+        "{r}"
+    );
+    assert!(r.stderr.contains(other_key), "{r}");
+    let r = support::pack(
+        &tree,
+        &img,
+        &[
+            "--ddi",
+            "--verity",
+            "hash",
+            "--key",
+            key,
+            "--certificate",
+            cert,
+        ],
+    );
+    r.assert_code(2);
+    assert!(r.stderr.contains("--verity signed"), "{r}");
+    assert!(!img.exists(), "no image after a failure");
 }

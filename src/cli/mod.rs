@@ -78,12 +78,29 @@ enum Command {
         /// Wrap the file system in a GPT disk image
         #[arg(long)]
         ddi: bool,
-        /// dm-verity for the disk image (needs --ddi)
+        /// dm-verity for the disk image (needs --ddi): none; hash; signed (a root-verity-sig
+        /// partition signed with --key and --certificate); defer (that partition left empty,
+        /// 16 KiB of zeros, for signing offline)
         #[arg(long, value_enum, default_value = "none")]
         verity: VerityArg,
+        /// PEM private key (RSA) that signs the root hash, for --verity signed
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// PEM certificate of --key, for --verity signed
+        #[arg(long, value_name = "FILE")]
+        certificate: Option<PathBuf>,
         /// rpm architecture of the partition types (default: this machine's)
         #[arg(long, value_name = "ARCH")]
         arch: Option<String>,
+        /// Worker threads (default: the number of CPUs); the image is the same whatever N is
+        #[arg(short, long, value_name = "N")]
+        jobs: Option<usize>,
+    },
+    /// Show an image (squashfs, erofs or GPT disk image): partitions, root hash, signature,
+    /// extension-release and files; verifies the dm-verity hash tree and the signature
+    Inspect {
+        /// The image
+        image: PathBuf,
     },
     /// Print the packages a recipe's base and extension resolve to, or, without a recipe, what
     /// installing --install packages from the --repo repositories takes; no payload is downloaded
@@ -124,6 +141,8 @@ enum FsArg {
 enum VerityArg {
     None,
     Hash,
+    Signed,
+    Defer,
 }
 
 #[derive(Args, Debug)]
@@ -214,7 +233,8 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            let no = e.downcast_ref::<Unsolvable>().is_some();
+            let no = e.downcast_ref::<Unsolvable>().is_some()
+                || e.downcast_ref::<crate::inspect::VerifyFailed>().is_some();
             let mut msg = format!("error: {e}");
             for cause in e.chain().skip(1) {
                 msg.push_str(&format!("\n  caused by: {cause}"));
@@ -309,6 +329,7 @@ fn load_any_tree(p: &std::path::Path) -> Result<crate::tree::Tree> {
 
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
+        Command::Inspect { image } => inspect(cli, image),
         Command::Cache {
             action: CacheAction::Clean { cache_dir },
         } => {
@@ -380,11 +401,31 @@ fn run(cli: &Cli) -> Result<()> {
             fs,
             ddi,
             verity,
+            key,
+            certificate,
             arch,
+            jobs,
         } => {
-            if matches!(verity, VerityArg::Hash) && !ddi {
-                bail!("--verity hash needs --ddi (the hash tree lives in its own partition)");
+            if !matches!(verity, VerityArg::None) && !ddi {
+                bail!("--verity needs --ddi (the hash tree lives in its own partition)");
             }
+            let signer = match (verity, key, certificate) {
+                (VerityArg::Signed, Some(key), Some(certificate)) => Some(
+                    crate::package::sign::Signer::load(&crate::package::sign::SigningFiles {
+                        key: key.clone(),
+                        certificate: certificate.clone(),
+                    })?,
+                ),
+                (VerityArg::Signed, _, _) => {
+                    bail!("--verity signed needs --key and --certificate")
+                }
+                (_, None, None) => None,
+                _ => bail!("--key and --certificate sign the root hash: add --verity signed"),
+            };
+            // 0 lets rayon pick the number of CPUs.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(jobs.unwrap_or(0))
+                .build()?;
             let t = load_any_tree(dir)?;
             let fs = match fs {
                 FsArg::Squashfs => pipeline::spec::FsType::Squashfs,
@@ -395,6 +436,8 @@ fn run(cli: &Cli) -> Result<()> {
             let verity = match verity {
                 VerityArg::None => crate::package::VerityMode::None,
                 VerityArg::Hash => crate::package::VerityMode::Hash,
+                VerityArg::Signed => crate::package::VerityMode::Signed,
+                VerityArg::Defer => crate::package::VerityMode::Defer,
             };
             let arch = arch
                 .clone()
@@ -410,8 +453,19 @@ fn run(cli: &Cli) -> Result<()> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let (bytes, info) =
-                pipeline::write_image(&t, fs, *ddi, verity, &arch, seed.as_bytes(), output, epoch)?;
+            let (bytes, info) = pool.install(|| {
+                pipeline::write_image(
+                    &t,
+                    fs,
+                    *ddi,
+                    verity,
+                    signer.as_ref(),
+                    &arch,
+                    seed.as_bytes(),
+                    output,
+                    epoch,
+                )
+            })?;
             let mut o = std::io::stdout().lock();
             if cli.json {
                 serde_json::to_writer_pretty(
@@ -519,6 +573,18 @@ fn run(cli: &Cli) -> Result<()> {
     }
 }
 
+fn inspect(cli: &Cli, image: &std::path::Path) -> Result<()> {
+    let report = crate::inspect::inspect(image)?;
+    let mut o = std::io::stdout().lock();
+    if cli.json {
+        serde_json::to_writer_pretty(&mut o, &report)?;
+        writeln!(o)?;
+    } else {
+        o.write_all(report.to_text().as_bytes())?;
+    }
+    Ok(())
+}
+
 fn load_spec(path: &std::path::Path, opts: &pipeline::Options) -> Result<Spec> {
     if path.is_dir() {
         bail!(
@@ -583,6 +649,12 @@ fn print_build(cli: &Cli, s: &BuildSummary) -> Result<()> {
                 (true, crate::package::VerityMode::None) => format!("GPT disk image, {fs}"),
                 (true, crate::package::VerityMode::Hash) => {
                     format!("GPT disk image, {fs}, dm-verity")
+                }
+                (true, crate::package::VerityMode::Signed) => {
+                    format!("GPT disk image, {fs}, dm-verity, signed")
+                }
+                (true, crate::package::VerityMode::Defer) => {
+                    format!("GPT disk image, {fs}, dm-verity, signature deferred")
                 }
             }
         }

@@ -38,6 +38,11 @@ impl Guid {
         o
     }
 
+    /// The inverse of the on-disk byte order (the swap is its own inverse).
+    pub fn from_on_disk(b: [u8; 16]) -> Guid {
+        Guid(Guid(b).on_disk())
+    }
+
     pub fn to_string_lower(&self) -> String {
         let h = hex::encode(self.0);
         format!(
@@ -189,5 +194,6 @@ mod tests {
         let g = Guid::parse("4f68bce3-e8cd-4db1-96e7-fbcaf984b709");
         assert_eq!(g.to_string_lower(), "4f68bce3-e8cd-4db1-96e7-fbcaf984b709");
         assert_eq!(&g.on_disk()[..4], &[0xe3, 0xbc, 0x68, 0x4f]);
+        assert_eq!(Guid::from_on_disk(g.on_disk()), g);
     }
 }

@@ -1,10 +1,12 @@
 //! Packaging a file system image: bare, or inside a GPT disk image (DDI) as systemd-repart makes
-//! it, optionally with a dm-verity hash partition.
+//! it, optionally with a dm-verity hash partition and a root-verity-sig partition.
 //!
 //! Invariant: a pure function of the file system bytes and the options (UUIDs and the salt come
-//! from the seed), so the same input gives the same image.
+//! from the seed; RSA PKCS#1 v1.5 signatures are deterministic), so the same input gives the
+//! same image.
 
 pub mod gpt;
+pub mod sign;
 pub mod verity;
 
 use gpt::{Guid, Partition, Placed};
@@ -16,29 +18,43 @@ pub enum VerityMode {
     #[default]
     None,
     Hash,
+    /// Hash tree plus a root-verity-sig partition signed with the given key and certificate.
+    Signed,
+    /// Hash tree plus a zero-filled root-verity-sig partition of repart's size, reserved for a
+    /// signature made later, offline (repart's `--defer-partitions=root-verity-sig`).
+    Defer,
 }
 
-/// Partition type GUIDs of the Discoverable Partitions Specification.
-struct Types {
-    root: &'static str,
-    verity: &'static str,
-    name: &'static str,
+/// Partition type GUIDs of the Discoverable Partitions Specification for one architecture.
+pub struct Types {
+    /// rpm's name of the architecture.
+    pub rpm_arch: &'static str,
+    /// systemd's name (partition labels, `ARCHITECTURE=`).
+    pub name: &'static str,
+    pub root: &'static str,
+    pub verity: &'static str,
+    pub verity_sig: &'static str,
 }
 
-fn types(rpm_arch: &str) -> Option<Types> {
-    Some(match rpm_arch {
-        "x86_64" => Types {
-            root: "4f68bce3-e8cd-4db1-96e7-fbcaf984b709",
-            verity: "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5",
-            name: "x86-64",
-        },
-        "aarch64" => Types {
-            root: "b921b045-1df0-41c3-af44-4c6f280d3fae",
-            verity: "df3300ce-d69f-4c92-978c-9bfb0f38d820",
-            name: "arm64",
-        },
-        _ => return None,
-    })
+pub const TYPES: [Types; 2] = [
+    Types {
+        rpm_arch: "x86_64",
+        name: "x86-64",
+        root: "4f68bce3-e8cd-4db1-96e7-fbcaf984b709",
+        verity: "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5",
+        verity_sig: "41092b05-9fc8-4523-994f-2def0408b176",
+    },
+    Types {
+        rpm_arch: "aarch64",
+        name: "arm64",
+        root: "b921b045-1df0-41c3-af44-4c6f280d3fae",
+        verity: "df3300ce-d69f-4c92-978c-9bfb0f38d820",
+        verity_sig: "6db69de6-29f4-4758-a7a5-962190f00ce3",
+    },
+];
+
+fn types(rpm_arch: &str) -> Option<&'static Types> {
+    TYPES.iter().find(|t| t.rpm_arch == rpm_arch)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +63,10 @@ pub enum PackageError {
     Arch(String),
     #[error("writing the disk image: {0}")]
     Io(#[from] std::io::Error),
+    #[error("verity = signed needs a private key and a certificate")]
+    NoSigner,
+    #[error("signing the root hash: {0}")]
+    Sign(#[from] sign::SignError),
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -70,11 +90,13 @@ fn first16(b: &[u8]) -> [u8; 16] {
     b[..16].try_into().expect("16 bytes")
 }
 
-/// Writes `fs` (a squashfs or erofs image) as a GPT disk image.
+/// Writes `fs` (a squashfs or erofs image) as a GPT disk image. `signer` is needed for
+/// [`VerityMode::Signed`] and ignored otherwise.
 pub fn write_ddi(
     fs: &[u8],
     rpm_arch: &str,
     mode: VerityMode,
+    signer: Option<&sign::Signer>,
     seed: &[u8],
     out: &mut impl std::io::Write,
 ) -> Result<DdiInfo, PackageError> {
@@ -83,53 +105,63 @@ pub fn write_ddi(
     data.resize(data.len().div_ceil(verity::BLOCK).max(1) * verity::BLOCK, 0);
     let root_label = format!("root-{}", t.name);
     let verity_label = format!("root-{}-verity", t.name);
-    let (info_hash, parts_out) = match mode {
-        VerityMode::None => {
-            let uuid = Guid::v4(first16(&derive(seed, "root-uuid")));
-            let parts = [Partition {
-                type_guid: Guid::parse(t.root),
-                uuid,
-                label: &root_label,
-                attributes: gpt::ATTR_READ_ONLY,
-                data: &data,
-            }];
-            (
-                None,
-                gpt::write(Guid::v4(first16(&derive(seed, "disk-uuid"))), &parts, out)?,
-            )
-        }
-        VerityMode::Hash => {
-            let salt = derive(seed, "verity-salt");
-            let v = verity::compute(
-                &data,
-                &salt,
-                Guid::v4(first16(&derive(seed, "verity-superblock-uuid"))).0,
-            );
-            // The Discoverable Partitions Specification ties the partitions to the root hash.
-            let parts = [
-                Partition {
-                    type_guid: Guid::parse(t.root),
-                    uuid: Guid(first16(&v.root_hash)),
-                    label: &root_label,
-                    attributes: gpt::ATTR_READ_ONLY,
-                    data: &data,
-                },
-                Partition {
-                    type_guid: Guid::parse(t.verity),
-                    uuid: Guid(first16(&v.root_hash[16..])),
-                    label: &verity_label,
-                    attributes: gpt::ATTR_READ_ONLY,
-                    data: &v.hash_area,
-                },
-            ];
-            (
-                Some(hex::encode(v.root_hash)),
-                gpt::write(Guid::v4(first16(&derive(seed, "disk-uuid"))), &parts, out)?,
-            )
-        }
+    let sig_label = format!("root-{}-verity-sig", t.name);
+    let disk_uuid = Guid::v4(first16(&derive(seed, "disk-uuid")));
+    if mode == VerityMode::None {
+        let parts = [Partition {
+            type_guid: Guid::parse(t.root),
+            uuid: Guid::v4(first16(&derive(seed, "root-uuid"))),
+            label: &root_label,
+            attributes: gpt::ATTR_READ_ONLY,
+            data: &data,
+        }];
+        return Ok(DdiInfo {
+            partitions: gpt::write(disk_uuid, &parts, out)?,
+            root_hash: None,
+        });
+    }
+    let salt = derive(seed, "verity-salt");
+    let v = verity::compute(
+        &data,
+        &salt,
+        Guid::v4(first16(&derive(seed, "verity-superblock-uuid"))).0,
+    );
+    let sig = match mode {
+        VerityMode::Signed => Some(sign::partition(
+            &v.root_hash,
+            signer.ok_or(PackageError::NoSigner)?,
+        )?),
+        VerityMode::Defer => Some(vec![0u8; sign::PARTITION_SIZE]),
+        VerityMode::None | VerityMode::Hash => None,
     };
+    // The Discoverable Partitions Specification ties the partitions to the root hash.
+    let mut parts = vec![
+        Partition {
+            type_guid: Guid::parse(t.root),
+            uuid: Guid(first16(&v.root_hash)),
+            label: &root_label,
+            attributes: gpt::ATTR_READ_ONLY,
+            data: &data,
+        },
+        Partition {
+            type_guid: Guid::parse(t.verity),
+            uuid: Guid(first16(&v.root_hash[16..])),
+            label: &verity_label,
+            attributes: gpt::ATTR_READ_ONLY,
+            data: &v.hash_area,
+        },
+    ];
+    if let Some(sig) = &sig {
+        parts.push(Partition {
+            type_guid: Guid::parse(t.verity_sig),
+            uuid: Guid::v4(first16(&derive(seed, "root-verity-sig-uuid"))),
+            label: &sig_label,
+            attributes: gpt::ATTR_READ_ONLY,
+            data: sig,
+        });
+    }
     Ok(DdiInfo {
-        partitions: parts_out,
-        root_hash: info_hash,
+        partitions: gpt::write(disk_uuid, &parts, out)?,
+        root_hash: Some(hex::encode(v.root_hash)),
     })
 }

@@ -105,6 +105,86 @@ pub fn compute(data: &[u8], salt: &[u8], uuid: [u8; 16]) -> Verity {
     }
 }
 
+/// Where a hash tree and its data disagree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("the hash area has no valid verity superblock: {0}")]
+    Superblock(String),
+    #[error("data block {block} (bytes {offset}..{end}) does not match its hash", offset = block * BLOCK as u64, end = (block + 1) * BLOCK as u64)]
+    DataBlock { block: u64 },
+    #[error("hash block {block} (bytes {offset}..{end}) does not match the level above", offset = block * BLOCK as u64, end = (block + 1) * BLOCK as u64)]
+    HashBlock { block: u64 },
+    #[error("the tree's root hash {found} is not the expected {expected}")]
+    RootHash { expected: String, found: String },
+}
+
+/// Checks `data` against the hash area (superblock and tree) and the expected root hash by
+/// recomputing the whole tree; returns the number of data blocks. A mismatch names the first
+/// data block, or else the first hash block (counted from the start of the hash area), that
+/// differs.
+pub fn verify(data: &[u8], hash_area: &[u8], root_hash: &[u8; 32]) -> Result<u64, Mismatch> {
+    let sb = |m: &str| Mismatch::Superblock(m.to_owned());
+    if hash_area.len() < BLOCK || &hash_area[..8] != b"verity\0\0" {
+        return Err(sb("no \"verity\" magic"));
+    }
+    let u32_at = |o: usize| u32::from_le_bytes(hash_area[o..o + 4].try_into().expect("4 bytes"));
+    if u32_at(8) != 1 || u32_at(12) != 1 {
+        return Err(sb("only version 1, hash type 1 is supported"));
+    }
+    let alg = &hash_area[32..64];
+    if &alg[..7] != b"sha256\0" {
+        return Err(sb("only sha256 is supported"));
+    }
+    if u32_at(64) as usize != BLOCK || u32_at(68) as usize != BLOCK {
+        return Err(sb("only 4096-byte blocks are supported"));
+    }
+    let data_blocks = u64::from_le_bytes(hash_area[72..80].try_into().expect("8 bytes"));
+    let salt_len = u16::from_le_bytes([hash_area[80], hash_area[81]]) as usize;
+    if salt_len > 256 || data_blocks == 0 {
+        return Err(sb("bad salt size or data block count"));
+    }
+    let salt = &hash_area[88..88 + salt_len];
+    let len = usize::try_from(data_blocks)
+        .ok()
+        .and_then(|n| n.checked_mul(BLOCK))
+        .filter(|l| *l <= data.len())
+        .ok_or_else(|| sb("more data blocks than the data partition holds"))?;
+    let uuid: [u8; 16] = hash_area[16..32].try_into().expect("16 bytes");
+    let v = compute(&data[..len], salt, uuid);
+    let stored = &hash_area[..v.hash_area.len().min(hash_area.len())];
+    if stored != v.hash_area.as_slice() {
+        // The bottom level comes last; its digests are the data blocks' in order.
+        let bottom = v.hash_area.len() - (data_blocks as usize * DIGEST).div_ceil(BLOCK) * BLOCK;
+        if data_blocks > 1 {
+            for i in 0..data_blocks as usize {
+                let at = bottom + i * DIGEST;
+                if stored.get(at..at + DIGEST) != Some(&v.hash_area[at..at + DIGEST]) {
+                    return Err(Mismatch::DataBlock { block: i as u64 });
+                }
+            }
+        }
+        let block = stored
+            .chunks(BLOCK)
+            .zip(v.hash_area.chunks(BLOCK))
+            .position(|(a, b)| a != b)
+            .unwrap_or(stored.len() / BLOCK);
+        return Err(Mismatch::HashBlock {
+            block: block as u64,
+        });
+    }
+    if &v.root_hash != root_hash {
+        // With one data block the root hash is that block's digest.
+        if data_blocks == 1 {
+            return Err(Mismatch::DataBlock { block: 0 });
+        }
+        return Err(Mismatch::RootHash {
+            expected: hex::encode(root_hash),
+            found: hex::encode(v.root_hash),
+        });
+    }
+    Ok(data_blocks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +217,41 @@ mod tests {
         assert_eq!(v.hash_area.len(), BLOCK * 4);
         let level1 = &v.hash_area[BLOCK..2 * BLOCK];
         assert_eq!(v.root_hash, hash_block(b"salt", level1));
+    }
+
+    #[test]
+    fn verify_names_the_flipped_block() {
+        let mut data: Vec<u8> = (0..BLOCK * (PER_BLOCK + 5))
+            .map(|i| (i * 7) as u8)
+            .collect();
+        let v = compute(&data, b"salt", [3; 16]);
+        assert_eq!(
+            verify(&data, &v.hash_area, &v.root_hash),
+            Ok((PER_BLOCK + 5) as u64)
+        );
+        data[BLOCK * 130 + 17] ^= 1;
+        assert_eq!(
+            verify(&data, &v.hash_area, &v.root_hash),
+            Err(Mismatch::DataBlock { block: 130 })
+        );
+        data[BLOCK * 130 + 17] ^= 1;
+        let mut hash = v.hash_area.clone();
+        hash[BLOCK + 5] ^= 1;
+        assert_eq!(
+            verify(&data, &hash, &v.root_hash),
+            Err(Mismatch::HashBlock { block: 1 })
+        );
+        assert!(matches!(
+            verify(&data, &v.hash_area, &[0; 32]),
+            Err(Mismatch::RootHash { .. })
+        ));
+        let one = vec![5u8; BLOCK];
+        let v1 = compute(&one, b"s", [0; 16]);
+        let mut bad = one.clone();
+        bad[0] = 6;
+        assert_eq!(
+            verify(&bad, &v1.hash_area, &v1.root_hash),
+            Err(Mismatch::DataBlock { block: 0 })
+        );
     }
 }

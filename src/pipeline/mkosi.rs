@@ -72,7 +72,7 @@ fn repositories(
         d.baseurl = local.value.clone();
         d.gpgkey = vec![crate::fetch::join(&d.baseurl, "repodata/repomd.xml.key")];
         d.gpgcheck = key_check;
-        repo::apply_repo_keys(std::slice::from_mut(&mut d), &opts.repo_keys);
+        repo::apply_repo_keys(std::slice::from_mut(&mut d), &opts.repo_keys)?;
         return Ok(vec![d]);
     }
     let mirror = opts
@@ -92,7 +92,7 @@ fn repositories(
         d.gpgcheck = key_check;
     }
     repo::apply_overrides(&mut defs, None, &opts.repos);
-    repo::apply_repo_keys(&mut defs, &opts.repo_keys);
+    repo::apply_repo_keys(&mut defs, &opts.repo_keys)?;
     Ok(defs.into_iter().filter(|d| d.enabled).collect())
 }
 
@@ -117,10 +117,16 @@ pub fn specs(project: &Project, opts: &Options) -> Result<Vec<Spec>> {
                     // Without a key mkosi uses the unsigned sysext definitions: no verity.
                     Verity::Auto if img.verity_key.is_none() => VerityMode::None,
                     Verity::Hash => VerityMode::Hash,
-                    other => bail!(
-                        "{}: Verity={other:?}: signed verity is not implemented yet; use Verity=hash or Verity=no",
-                        img.verity.origin
-                    ),
+                    Verity::Defer => VerityMode::Defer,
+                    Verity::Signed | Verity::Auto
+                        if img.verity_key.is_none() || img.verity_certificate.is_none() =>
+                    {
+                        bail!(
+                            "{}: Verity=signed needs VerityKey= and VerityCertificate=",
+                            img.verity.origin
+                        )
+                    }
+                    Verity::Signed | Verity::Auto => VerityMode::Signed,
                 },
             },
             other => bail!(
@@ -216,6 +222,13 @@ pub fn specs(project: &Project, opts: &Options) -> Result<Vec<Spec>> {
                 name: img.output.value.clone(),
                 kind,
                 symlink: img.output_symlink().is_some(),
+                signing: match (&img.verity_key, &img.verity_certificate) {
+                    (Some(k), Some(c)) => Some(crate::package::sign::SigningFiles {
+                        key: k.value.clone(),
+                        certificate: c.value.clone(),
+                    }),
+                    _ => None,
+                },
             },
         };
         let full: Vec<String> = match &spec.base {

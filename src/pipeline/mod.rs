@@ -147,7 +147,7 @@ fn definitions(opts: &Options, arch: &str, files: &[PathBuf]) -> Result<Vec<Repo
     let file_refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let mut defs = repo::load_definitions(&dirs, &file_refs, &vars)?;
     repo::apply_overrides(&mut defs, opts.mirror.as_deref(), &opts.repos);
-    repo::apply_repo_keys(&mut defs, &opts.repo_keys);
+    repo::apply_repo_keys(&mut defs, &opts.repo_keys)?;
     Ok(defs)
 }
 
@@ -714,11 +714,18 @@ fn write_output(
             let image = out.dir.join(format!("{}.raw", out.name));
             // UUIDs and the verity salt are derived from the image name: stable across rebuilds.
             let seed = format!("{}\0{}", out.name, spec.arch);
+            let signer = match &out.signing {
+                Some(files) if verity == package::VerityMode::Signed => {
+                    Some(package::sign::Signer::load(files)?)
+                }
+                _ => None,
+            };
             let (bytes, info) = write_image(
                 t,
                 fs,
                 ddi,
                 verity,
+                signer.as_ref(),
                 &spec.arch,
                 seed.as_bytes(),
                 &image,
@@ -745,6 +752,7 @@ pub fn write_image(
     fs: FsType,
     ddi: bool,
     verity: package::VerityMode,
+    signer: Option<&package::sign::Signer>,
     rpm_arch: &str,
     seed: &[u8],
     dest: &Path,
@@ -761,7 +769,9 @@ pub fn write_image(
         })?
     } else {
         write::atomic_write(dest, |f| {
-            info = Some(package::write_ddi(&fs_bytes, rpm_arch, verity, seed, f)?);
+            info = Some(package::write_ddi(
+                &fs_bytes, rpm_arch, verity, signer, seed, f,
+            )?);
             Ok(())
         })?
     };

@@ -93,6 +93,7 @@ pub fn load(path: &Path, opts: &Options) -> Result<Spec> {
                 verity: recipe.output.verity,
             },
             symlink: false,
+            signing: recipe.output.signing_files(&dir),
         },
     })
 }

@@ -35,6 +35,8 @@ pub struct OutputSpec {
     pub kind: OutputKind,
     /// Also make the symlink `NAME` → `NAME.raw`, as mkosi does.
     pub symlink: bool,
+    /// Key and certificate for `verity = signed`.
+    pub signing: Option<crate::package::sign::SigningFiles>,
 }
 
 /// What the image is subtracted from.

@@ -145,7 +145,13 @@ pub fn apply_overrides(defs: &mut Vec<RepoDef>, mirror: Option<&str>, repos: &[(
 
 /// Applies `--repo-key [NAME=]FINGERPRINT`: the pinned keys of NAME, or of every definition
 /// when no NAME is given, become the fingerprints given (several may be given for one NAME).
-pub fn apply_repo_keys(defs: &mut [RepoDef], keys: &[(Option<String>, String)]) {
+/// A NAME no definition has is an error, not a key silently left unused.
+pub fn apply_repo_keys(
+    defs: &mut [RepoDef],
+    keys: &[(Option<String>, String)],
+) -> Result<(), RepoError> {
+    let names: Vec<String> = keys.iter().filter_map(|(n, _)| n.clone()).collect();
+    select(defs, &names)?;
     for d in defs.iter_mut() {
         let mine: Vec<String> = keys
             .iter()
@@ -156,6 +162,7 @@ pub fn apply_repo_keys(defs: &mut [RepoDef], keys: &[(Option<String>, String)]) 
             d.gpgkey_fingerprint = mine;
         }
     }
+    Ok(())
 }
 
 /// Picks the definitions named by `aliases`, in that order.

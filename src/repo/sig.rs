@@ -122,6 +122,20 @@ fn parse_signature(data: &[u8], what: &str) -> Result<Signature, SigError> {
     }
 }
 
+/// Whether binding signatures let a key sign: one of them has the sign flag, or none has flags.
+fn may_sign(bindings: &[Signature]) -> bool {
+    let with_flags: Vec<&Signature> = bindings
+        .iter()
+        .filter(|s| {
+            s.config().is_some_and(|c| {
+                c.hashed_subpackets()
+                    .any(|p| matches!(p.data, pgp::packet::SubpacketData::KeyFlags(_)))
+            })
+        })
+        .collect();
+    with_flags.is_empty() || with_flags.iter().any(|s| s.key_flags().sign())
+}
+
 impl Keyring {
     /// Adds keys; `origin` says where they came from (for messages).
     pub fn add(&mut self, keys: Vec<SignedPublicKey>, origin: &str) {
@@ -193,6 +207,11 @@ impl Keyring {
                 }
                 let res = match sub {
                     None => sig.verify(primary, data),
+                    // A subkey signs only if its binding says so (or says nothing, RFC 9580).
+                    Some(i) if !may_sign(&primary.public_subkeys[i].signatures) => {
+                        tried = Some((fp, "the subkey is not bound for signing".into()));
+                        continue;
+                    }
                     Some(i) => sig.verify(&primary.public_subkeys[i], data),
                 };
                 match res {

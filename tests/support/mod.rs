@@ -57,6 +57,12 @@ const TOOLS: &[(&str, &str)] = &[
     ("rpm2cpio", "rpm2cpio"),
     ("cpio", "cpio"),
     ("sha256sum", "coreutils"),
+    ("gpg", "gpg"),
+    ("rpmsign", "rpm"),
+    ("openssl", "openssl"),
+    ("veritysetup", "cryptsetup-bin"),
+    ("sfdisk", "fdisk"),
+    ("dump.erofs", "erofs-utils"),
 ];
 
 fn on_path(cmd: &str) -> bool {
@@ -523,10 +529,26 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    elsx_with_env(cache, args, &[])
+}
+
+/// Like [`elsx_with_cache`], with more environment variables.
+pub fn elsx_with_env<I, S>(cache: Arc<tempfile::TempDir>, args: I, env: &[(&str, &str)]) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut argv: Vec<std::ffi::OsString> =
         args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    argv.push("--cache-dir".into());
-    argv.push(cache.path().into());
+    // pack and inspect use no cache and take no --cache-dir.
+    let subcommand = argv.iter().find(|a| !a.to_string_lossy().starts_with('-'));
+    if !matches!(
+        subcommand.and_then(|s| s.to_str()),
+        Some("pack" | "inspect")
+    ) {
+        argv.push("--cache-dir".into());
+        argv.push(cache.path().into());
+    }
     let mut cmd = Command::new(elsx_bin());
     cmd.args(&argv)
         .env("CI", "1")
@@ -536,6 +558,7 @@ where
         // The test server is local: never route it through a proxy from the environment.
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -889,4 +912,94 @@ pub fn assert_only_usr_and_opt(list: &BTreeMap<String, Listed>) {
             "{p:?} is outside /usr and /opt: {list:#?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Disk images and signing keys
+
+/// Writes a small sysext tree under `root`: directories, a 300 KB incompressible file (setuid),
+/// a small file, a symlink and `extension-release.NAME`.
+pub fn sample_tree(root: &Path, name: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let rel = root.join("usr/lib/extension-release.d");
+    std::fs::create_dir_all(&rel).unwrap();
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(root.join("opt/tool/share")).unwrap();
+    std::fs::write(
+        rel.join(format!("extension-release.{name}")),
+        "ID=_any\nARCHITECTURE=x86-64\nSYSEXT_VERSION_ID=1.0\n",
+    )
+    .unwrap();
+    let bin = root.join("usr/bin/tool");
+    std::fs::write(&bin, noise(300_000)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::write(root.join("opt/tool/share/readme"), "hello\n".repeat(100)).unwrap();
+    std::os::unix::fs::symlink("../bin/tool", root.join("opt/tool/tool")).unwrap();
+}
+
+/// `len` incompressible bytes (xorshift), the same every time.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// `elsx pack DIR -o IMAGE ARGS...`.
+pub fn pack(dir: &Path, image: &Path, args: &[&str]) -> Run {
+    let mut argv: Vec<std::ffi::OsString> =
+        vec!["pack".into(), dir.into(), "-o".into(), image.into()];
+    argv.extend(args.iter().map(Into::into));
+    elsx(argv)
+}
+
+/// Overwrites bytes of a file at `offset`.
+pub fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::io::Seek;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(std::io::SeekFrom::Start(offset)).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// An RSA key and a self-signed certificate made by the openssl CLI: (key.pem, cert.pem).
+pub fn openssl_key(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    require_tools(&["openssl"]);
+    let (key, cert) = (dir.join(format!("{cn}.key")), dir.join(format!("{cn}.crt")));
+    run_tool(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+            ])
+            .arg("-subj")
+            .arg(format!("/CN={cn}"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    (key, cert)
+}
+
+/// `sfdisk --json IMAGE`: the partitions.
+pub fn sfdisk_partitions(image: &Path) -> Vec<serde_json::Value> {
+    require_tools(&["sfdisk"]);
+    let out = run_tool(Command::new("sfdisk").arg("--json").arg(image));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    j["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The bytes of one partition of an `sfdisk --json` listing.
+pub fn partition_bytes(image: &Path, p: &serde_json::Value) -> Vec<u8> {
+    let all = std::fs::read(image).unwrap();
+    let start = p["start"].as_u64().unwrap() as usize * 512;
+    let size = p["size"].as_u64().unwrap() as usize * 512;
+    all[start..start + size].to_vec()
 }
