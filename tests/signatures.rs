@@ -528,6 +528,19 @@ fn shipped_definitions_pin_the_opensuse_key() {
     }
 }
 
+/// `DIR/tw.toml`: the fixture base and fixture-app from the shipped definition `repo-oss`.
+fn tw_recipe(dir: &Path) -> PathBuf {
+    let recipe = dir.join("tw.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "[extension]\nname = \"tw\"\n\n[repos]\nuse = [\"repo-oss\"]\n\n[base]\npackages = {BASE:?}\n\n[packages]\ninstall = [\"fixture-app\"]\n"
+        ),
+    )
+    .unwrap();
+    recipe
+}
+
 /// A stand-in for download.opensuse.org holding `tumbleweed/repo/oss`: the fixture repository
 /// signed with the published test key, as mkmirror.sh signs its mirror.
 fn test_key_mirror() -> &'static Path {
@@ -549,14 +562,7 @@ fn test_key_mirror() -> &'static Path {
 fn shipped_definitions_on_a_mirror_signed_with_another_key() {
     let server = HttpServer::start(test_key_mirror());
     let dir = tempfile::tempdir().unwrap();
-    let recipe = dir.path().join("tw.toml");
-    std::fs::write(
-        &recipe,
-        format!(
-            "[extension]\nname = \"tw\"\n\n[repos]\nuse = [\"repo-oss\"]\n\n[base]\npackages = {BASE:?}\n\n[packages]\ninstall = [\"fixture-app\"]\n"
-        ),
-    )
-    .unwrap();
+    let recipe = tw_recipe(dir.path());
     let args = |out: &str, extra: &[&str]| {
         let mut args = vec![
             "build".to_owned(),
@@ -702,4 +708,59 @@ fn signing_subkeys_sign_for_their_primary_key() {
         ring.verify_detached(b"<repomd/>\nchanged", &asc, "data"),
         Err(SigError::Bad { .. })
     ));
+}
+
+/// An unsigned mirror under the shipped definitions: refused as unsigned (its missing
+/// repomd.xml.key is not an error of its own), built with gpgcheck turned off by a definition
+/// of the user's that replaces the shipped one.
+#[test]
+fn shipped_definitions_on_an_unsigned_mirror() {
+    let mirror = tempfile::tempdir().unwrap();
+    support::copy_tree(
+        support::fixture_repo(),
+        &mirror.path().join("tumbleweed/repo/oss"),
+    );
+    let server = HttpServer::start(mirror.path());
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = tw_recipe(dir.path());
+    let run = elsx([
+        "build".as_ref(),
+        recipe.as_os_str(),
+        "-o".as_ref(),
+        dir.path().join("out").as_os_str(),
+        "--mirror".as_ref(),
+        server.url().as_ref(),
+    ]);
+    assert_refused(
+        &run,
+        &[
+            "repository repo-oss",
+            "is not signed",
+            "opensuse-tumbleweed.repo",
+        ],
+    );
+    let repos_dir = dir.path().join("repos");
+    std::fs::create_dir_all(&repos_dir).unwrap();
+    std::fs::write(
+        repos_dir.join("local.repo"),
+        format!(
+            "[repo-oss]\nbaseurl={}tumbleweed/repo/oss/\ngpgcheck=0\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let run = elsx([
+        "build".as_ref(),
+        recipe.as_os_str(),
+        "-o".as_ref(),
+        dir.path().join("out").as_os_str(),
+        "--repos-dir".as_ref(),
+        repos_dir.as_os_str(),
+    ]);
+    run.assert_success();
+    assert!(
+        run.stderr
+            .contains("repository repo-oss: signature checks are off"),
+        "{run}"
+    );
 }

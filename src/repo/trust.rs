@@ -71,8 +71,13 @@ pub fn verify_repository(
 
     let mut keyring = Keyring::default();
     let mut refused: Vec<String> = Vec::new();
+    // A key URL that is not there is skipped, as zypper does: the policy then decides.
+    let mut missing: Vec<&str> = Vec::new();
     for url in &def.gpgkey {
-        let bytes = f.get(url).map_err(|e| fetch_err(url, e))?;
+        let Some(bytes) = optional(url)? else {
+            missing.push(url);
+            continue;
+        };
         let keys = sig::parse_keys(&bytes, url).map_err(|e| fail(e.to_string()))?;
         let (ok, no): (Vec<_>, Vec<_>) = keys
             .into_iter()
@@ -103,11 +108,17 @@ pub fn verify_repository(
         } else {
             format!("pinned: {}", def.gpgkey_fingerprint.join(", "))
         };
-        if refused.is_empty() {
-            pins
-        } else {
-            format!("{pins}; not pinned, so not trusted: {}", refused.join(", "))
+        let mut out = pins;
+        if !refused.is_empty() {
+            out.push_str(&format!(
+                "; not pinned, so not trusted: {}",
+                refused.join(", ")
+            ));
         }
+        if !missing.is_empty() {
+            out.push_str(&format!("; not found: {}", missing.join(", ")));
+        }
+        out
     };
 
     let mut verified = false;
