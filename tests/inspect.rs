@@ -275,3 +275,55 @@ fn not_an_image_is_an_error_naming_the_file() {
     run.assert_code(2);
     assert!(run.stderr.contains("missing.raw"), "{run}");
 }
+
+#[test]
+fn plain_and_arm64_disk_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    sample_tree(&tree, "plain");
+    let plain = dir.path().join("plain.raw");
+    pack(
+        &tree,
+        &plain,
+        &["--ddi", "--arch", "x86_64", "--fs", "erofs"],
+    )
+    .assert_success();
+    let report = inspect_json(&plain);
+    assert_eq!(report["format"], "ddi");
+    assert_eq!(report["filesystem"], "erofs");
+    assert_eq!(report["partitions"].as_array().unwrap().len(), 1);
+    assert!(report["root_hash"].is_null() && report["signature"].is_null());
+    assert_release(&report, "plain");
+    let arm = dir.path().join("arm.raw");
+    pack(
+        &tree,
+        &arm,
+        &["--ddi", "--verity", "defer", "--arch", "aarch64"],
+    )
+    .assert_success();
+    let report = inspect_json(&arm);
+    let roles: Vec<&str> = report["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["root-arm64", "root-arm64-verity", "root-arm64-verity-sig"]
+    );
+    let types: Vec<String> = sfdisk_partitions(&arm)
+        .iter()
+        .map(|p| p["type"].as_str().unwrap().to_lowercase())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "b921b045-1df0-41c3-af44-4c6f280d3fae",
+            "df3300ce-d69f-4c92-978c-9bfb0f38d820",
+            "6db69de6-29f4-4758-a7a5-962190f00ce3"
+        ]
+    );
+    assert!(report["verity_blocks"].as_u64().unwrap() > 0);
+    assert_eq!(report["signature"]["state"], "deferred");
+}
