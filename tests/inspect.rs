@@ -197,8 +197,11 @@ fn erofs_listing_matches_dump_erofs() {
             assert_eq!(access, f["mode"].as_u64().unwrap() as u32 & 0o777, "{path}");
         }
         assert_eq!(ours["opt/tool/tool"]["target"], "../bin/tool");
-        let compressed = ours["opt/tool/share/big.txt"]["compressed"].as_bool() == Some(true);
-        assert_eq!(compressed, img.ends_with("ero.raw"), "{}", img.display());
+        // lz4hc files as our writer lays them out are read, not only listed.
+        assert!(
+            ours["opt/tool/share/big.txt"]["compressed"].is_null(),
+            "{report}"
+        );
     }
 }
 
