@@ -12,6 +12,7 @@ declare -A need=(
     [veritysetup]=cryptsetup-bin [sfdisk]=fdisk [systemd-dissect]=systemd-container
     [testsolv]=libsolv-tools [gcc]=gcc [bwrap]=bubblewrap [restorecon]=policycoreutils
     [gpg]=gpg [rpmsign]=rpm
+    [openssl]=openssl [dump.erofs]=erofs-utils
 )
 missing=()
 for cmd in "${!need[@]}"; do

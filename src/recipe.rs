@@ -233,4 +233,36 @@ mod tests {
         assert_eq!(r.output.format, Format::Squashfs);
         assert!(!r.packages.recommends);
     }
+
+    #[test]
+    fn signed_verity_needs_both_keys_and_keys_need_signed() {
+        let head =
+            "[extension]\nname = \"t\"\n[packages]\ninstall = [\"a\"]\n[output]\nddi = true\n";
+        let e = parse(
+            &format!("{head}verity = \"signed\"\nkey = \"k.pem\"\n"),
+            "r.toml",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("needs key and certificate"), "{e}");
+        assert_eq!(e.line, 7, "{e}");
+        let e = parse(
+            &format!("{head}verity = \"hash\"\ncertificate = \"c.pem\"\n"),
+            "r.toml",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("set verity = \"signed\""), "{e}");
+        assert_eq!(e.line, 8, "{e}");
+        let r = parse(
+            &format!("{head}verity = \"signed\"\nkey = \"k.pem\"\ncertificate = \"c.pem\"\n"),
+            "r.toml",
+        )
+        .unwrap();
+        let files = r
+            .output
+            .signing_files(std::path::Path::new("/recipes"))
+            .unwrap();
+        assert_eq!(files.key, std::path::Path::new("/recipes/k.pem"));
+        let r = parse(&format!("{head}verity = \"defer\"\n"), "r.toml").unwrap();
+        assert_eq!(r.output.verity, crate::package::VerityMode::Defer);
+    }
 }

@@ -5,9 +5,8 @@
 mod support;
 
 use elsx::package::{self, VerityMode};
-use elsx::tree::{Entry, Kind, Tree};
+use elsx::tree::{Entry, Tree};
 use std::process::Command;
-use std::sync::Arc;
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| {
@@ -26,14 +25,7 @@ fn run(cmd: &mut Command) -> String {
 fn fs_image(n_kib: usize) -> Vec<u8> {
     let mut t = Tree::new();
     let data = support::noise(n_kib * 1024);
-    let file = |d: Vec<u8>| Entry {
-        kind: Kind::File(Arc::new(d)),
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        mtime: 1_700_000_000,
-        xattrs: Default::default(),
-    };
+    let file = |d: Vec<u8>| Entry::file(d, 0o644, 1_700_000_000);
     t.insert("usr/share/blob".into(), file(data));
     t.insert(
         "usr/lib/extension-release.d/extension-release.img".into(),

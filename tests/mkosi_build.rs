@@ -1151,3 +1151,48 @@ fn output_directory_option_applies_to_base_trees() {
         &expected_strace_sysext(ELEMENTAL_OUTPUT),
     );
 }
+
+#[test]
+fn single_image_sysext_with_signed_verity() {
+    let (_t, root) = workdir();
+    let dir = root.join("signed");
+    let conf = "[Distribution]\nDistribution=opensuse\nRelease=tumbleweed\n\n\
+                [Output]\nFormat=sysext\nImageId=signed\nOutput=%i\n\n\
+                [Build]\nEnvironment=SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT=squashfs\n\n\
+                [Validation]\nVerity=signed\n";
+    write_files(
+        &dir,
+        &[
+            ("mkosi.conf", conf, 0o644),
+            ("mkosi.extra/usr/bin/tool", "#!/bin/sh\n", 0o755),
+        ],
+    );
+    let server = serve();
+    // Without a key mkosi refuses Verity=signed, and so does elsx, naming the line.
+    let run = build(&dir, &server, &[]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("mkosi.conf:14"), "{run}");
+    assert!(run.stderr.contains("VerityKey="), "{run}");
+    support::openssl_key(&dir, "mkosi");
+    std::fs::write(
+        dir.join("mkosi.conf"),
+        format!("{conf}VerityKey=mkosi.key\nVerityCertificate=mkosi.crt\n"),
+    )
+    .unwrap();
+    let run = build(&dir, &server, &[]);
+    run.assert_success();
+    let raw = dir.join("signed.raw");
+    let parts = support::sfdisk_partitions(&raw);
+    assert_eq!(parts.len(), 3, "{parts:#?}");
+    assert_eq!(parts[2]["name"], "root-x86-64-verity-sig");
+    let inspect = elsx(["--json".as_ref(), "inspect".as_ref(), raw.as_os_str()]);
+    inspect.assert_success();
+    assert_eq!(
+        inspect.json()["signature"]["signer"],
+        "CN=mkosi",
+        "{inspect}"
+    );
+    let dissect = support::dissect(&raw);
+    let root_row = dissect.lines().find(|l| l.contains("root-x86-64 "));
+    assert!(root_row.is_some_and(|r| r.contains("signed")), "{dissect}");
+}

@@ -32,7 +32,8 @@ pub struct FileInfo {
     /// Encoded device number (`new_encode_dev`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rdev: Option<u32>,
-    /// An erofs file stored compressed (listed, contents not read).
+    /// An erofs file stored compressed in a way the reader does not decode (listed, contents
+    /// not read).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub compressed: bool,
 }

@@ -346,3 +346,43 @@ pub fn verify_detached(der: &[u8], content: &[u8]) -> Result<Certificate, SigErr
         .map_err(|_| SigError::Bad("RSA signature mismatch".into()))?;
     Ok(cert.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_contents_are_checked_before_the_signature() {
+        let hash = "ab".repeat(32);
+        let zeros = vec![0u8; PARTITION_SIZE];
+        assert_eq!(verify_partition(&zeros, &hash).unwrap(), SigState::Deferred);
+        let mut p = zeros.clone();
+        p[..2].copy_from_slice(b"{}");
+        assert!(matches!(
+            verify_partition(&p, &hash),
+            Err(SigError::Json(_))
+        ));
+        p[100] = b'x';
+        assert!(matches!(
+            verify_partition(&p, &hash),
+            Err(SigError::Json(_))
+        ));
+        let json = format!(
+            "{{\"rootHash\":\"{}\",\"signature\":\"AAAA\"}}",
+            "cd".repeat(32)
+        );
+        let mut p = zeros.clone();
+        p[..json.len()].copy_from_slice(json.as_bytes());
+        assert!(matches!(
+            verify_partition(&p, &hash),
+            Err(SigError::RootHash { .. })
+        ));
+        let json = format!("{{\"rootHash\":\"{hash}\",\"signature\":\"AAAA\"}}");
+        let mut p = zeros;
+        p[..json.len()].copy_from_slice(json.as_bytes());
+        assert!(matches!(
+            verify_partition(&p, &hash),
+            Err(SigError::Pkcs7(_))
+        ));
+    }
+}

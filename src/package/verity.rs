@@ -114,14 +114,13 @@ pub enum Mismatch {
     DataBlock { block: u64 },
     #[error("hash block {block} (bytes {offset}..{end}) does not match the level above", offset = block * BLOCK as u64, end = (block + 1) * BLOCK as u64)]
     HashBlock { block: u64 },
-    #[error("the tree's root hash {found} is not the expected {expected}")]
-    RootHash { expected: String, found: String },
 }
 
-/// Checks `data` against the hash area (superblock and tree) and the expected root hash by
-/// recomputing the whole tree; returns the number of data blocks. A mismatch names the first
-/// data block, or else the first hash block (counted from the start of the hash area), that
-/// differs.
+/// Checks `data` against the hash area (superblock and tree) and the expected root hash, top
+/// down as the kernel does: the top block against the root hash, every hash block against its
+/// digest one level up, every data block against the bottom level. Returns the number of data
+/// blocks; a mismatch names the first block (hash blocks counted from the start of the hash
+/// area, superblock included) whose digest is wrong.
 pub fn verify(data: &[u8], hash_area: &[u8], root_hash: &[u8; 32]) -> Result<u64, Mismatch> {
     let sb = |m: &str| Mismatch::Superblock(m.to_owned());
     if hash_area.len() < BLOCK || &hash_area[..8] != b"verity\0\0" {
@@ -149,38 +148,62 @@ pub fn verify(data: &[u8], hash_area: &[u8], root_hash: &[u8; 32]) -> Result<u64
         .and_then(|n| n.checked_mul(BLOCK))
         .filter(|l| *l <= data.len())
         .ok_or_else(|| sb("more data blocks than the data partition holds"))?;
-    let uuid: [u8; 16] = hash_area[16..32].try_into().expect("16 bytes");
-    let v = compute(&data[..len], salt, uuid);
-    let stored = &hash_area[..v.hash_area.len().min(hash_area.len())];
-    if stored != v.hash_area.as_slice() {
-        // The bottom level comes last; its digests are the data blocks' in order.
-        let bottom = v.hash_area.len() - (data_blocks as usize * DIGEST).div_ceil(BLOCK) * BLOCK;
-        if data_blocks > 1 {
-            for i in 0..data_blocks as usize {
-                let at = bottom + i * DIGEST;
-                if stored.get(at..at + DIGEST) != Some(&v.hash_area[at..at + DIGEST]) {
-                    return Err(Mismatch::DataBlock { block: i as u64 });
-                }
-            }
+    // Blocks per level, bottom-up, as `compute` lays them out (none for one data block).
+    let mut sizes = Vec::new();
+    let mut n = data_blocks as usize;
+    while n > 1 {
+        let blocks = (n * DIGEST).div_ceil(BLOCK);
+        sizes.push(blocks);
+        if n <= PER_BLOCK {
+            break;
         }
-        let block = stored
-            .chunks(BLOCK)
-            .zip(v.hash_area.chunks(BLOCK))
-            .position(|(a, b)| a != b)
-            .unwrap_or(stored.len() / BLOCK);
+        n = blocks;
+    }
+    let total = BLOCK + sizes.iter().sum::<usize>() * BLOCK;
+    if hash_area.len() < total {
+        return Err(sb("the hash area is shorter than the tree"));
+    }
+    // Level i starts after the superblock and the levels above it (top first).
+    let start = |i: usize| BLOCK + sizes[i + 1..].iter().sum::<usize>() * BLOCK;
+    let digests = |bytes: &[u8]| -> Vec<[u8; 32]> {
+        bytes
+            .par_chunks(BLOCK)
+            .map(|b| hash_block(salt, b))
+            .collect()
+    };
+    // Top down, as the kernel checks: each block against the digest one level up.
+    let Some(top) = sizes.len().checked_sub(1) else {
+        return if &hash_block(salt, &data[..BLOCK]) == root_hash {
+            Ok(1)
+        } else {
+            Err(Mismatch::DataBlock { block: 0 })
+        };
+    };
+    if &hash_block(salt, &hash_area[start(top)..start(top) + BLOCK]) != root_hash {
         return Err(Mismatch::HashBlock {
-            block: block as u64,
+            block: (start(top) / BLOCK) as u64,
         });
     }
-    if &v.root_hash != root_hash {
-        // With one data block the root hash is that block's digest.
-        if data_blocks == 1 {
-            return Err(Mismatch::DataBlock { block: 0 });
+    for i in (0..top).rev() {
+        let parent = &hash_area[start(i + 1)..];
+        let level = &hash_area[start(i)..start(i) + sizes[i] * BLOCK];
+        if let Some(j) = digests(level)
+            .iter()
+            .enumerate()
+            .position(|(j, d)| d[..] != parent[j * DIGEST..(j + 1) * DIGEST])
+        {
+            return Err(Mismatch::HashBlock {
+                block: (start(i) / BLOCK + j) as u64,
+            });
         }
-        return Err(Mismatch::RootHash {
-            expected: hex::encode(root_hash),
-            found: hex::encode(v.root_hash),
-        });
+    }
+    let bottom = &hash_area[start(0)..];
+    if let Some(k) = digests(&data[..len])
+        .iter()
+        .enumerate()
+        .position(|(k, d)| d[..] != bottom[k * DIGEST..(k + 1) * DIGEST])
+    {
+        return Err(Mismatch::DataBlock { block: k as u64 });
     }
     Ok(data_blocks)
 }
@@ -241,10 +264,18 @@ mod tests {
             verify(&data, &hash, &v.root_hash),
             Err(Mismatch::HashBlock { block: 1 })
         );
-        assert!(matches!(
+        // A wrong root hash: the top block does not match it.
+        assert_eq!(
             verify(&data, &v.hash_area, &[0; 32]),
-            Err(Mismatch::RootHash { .. })
-        ));
+            Err(Mismatch::HashBlock { block: 1 })
+        );
+        // Level 0 sits after level 1 (one block): hash block 2 is the first of level 0.
+        let mut hash = v.hash_area.clone();
+        hash[2 * BLOCK + 40] ^= 1;
+        assert_eq!(
+            verify(&data, &hash, &v.root_hash),
+            Err(Mismatch::HashBlock { block: 2 })
+        );
         let one = vec![5u8; BLOCK];
         let v1 = compute(&one, b"s", [0; 16]);
         let mut bad = one.clone();

@@ -918,7 +918,7 @@ pub fn assert_only_usr_and_opt(list: &BTreeMap<String, Listed>) {
 // Disk images and signing keys
 
 /// Writes a small sysext tree under `root`: directories, a 300 KB incompressible file (setuid),
-/// a small file, a symlink and `extension-release.NAME`.
+/// a 144 KB compressible one, a small file, a symlink and `extension-release.NAME`.
 pub fn sample_tree(root: &Path, name: &str) {
     use std::os::unix::fs::PermissionsExt;
     let rel = root.join("usr/lib/extension-release.d");
@@ -934,6 +934,12 @@ pub fn sample_tree(root: &Path, name: &str) {
     std::fs::write(&bin, noise(300_000)).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();
     std::fs::write(root.join("opt/tool/share/readme"), "hello\n".repeat(100)).unwrap();
+    // Compressible: stored compressed by erofs lz4hc.
+    std::fs::write(
+        root.join("opt/tool/share/big.txt"),
+        "compressible text\n".repeat(8000),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("../bin/tool", root.join("opt/tool/tool")).unwrap();
 }
 
