@@ -417,3 +417,26 @@ fn two_concurrent_builds_share_a_cache() {
     assert_cache_sound(cache.path());
     assert!(dir_entries(&cache.path().join("partial-v1")).is_empty());
 }
+
+#[test]
+fn download_only_fills_the_cache() {
+    // `resolve --download-only`, like `zypper install --download-only`: the packages are in
+    // the cache, verified, and a build from it needs no server.
+    let server = FaultyServer::start(fixture_repo(), vec![Rule::new(APP, Fault::Unavailable, 1)]);
+    let cache = fresh_cache();
+    let mut args: Vec<String> = vec![
+        "resolve".into(),
+        "--repo".into(),
+        format!("fixtures={}", server.url()),
+        "--download-only".into(),
+    ];
+    for p in BASE.iter().chain(&["fixture-app"]) {
+        args.extend(["--install".into(), p.to_string()]);
+    }
+    elsx_with_env(cache.clone(), &args, FAST).assert_success();
+    assert!(cache.path().join("rpms-v1").join(app_sha()).is_file());
+    assert_cache_sound(cache.path());
+    let url = server.url();
+    drop(server);
+    assert_same_image(&build_in(cache, &url, FAST, &["--offline"]));
+}
