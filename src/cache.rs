@@ -179,23 +179,27 @@ impl Cache {
         Ok(freed)
     }
 
-    /// Stores bytes under a key with their HTTP validators (not content-addressed: the newest
-    /// wins).
-    pub fn store_keyed(
-        &self,
-        bucket: Bucket,
-        key: &str,
-        validators: &Validators,
-        data: &[u8],
-    ) -> std::io::Result<()> {
+    /// Stores bytes under a key (not content-addressed: the newest wins).
+    pub fn store_keyed(&self, bucket: Bucket, key: &str, data: &[u8]) -> std::io::Result<()> {
         let mut tmp = self.temp(bucket)?;
-        tmp.write_all(&encode_keyed(validators, data))?;
+        tmp.write_all(data)?;
         self.publish(tmp, &self.keyed(bucket, key))
     }
 
-    /// The bytes stored under a key and their validators; `None` if absent or unreadable.
-    pub fn load_keyed(&self, bucket: Bucket, key: &str) -> Option<(Validators, Vec<u8>)> {
-        decode_keyed(&std::fs::read(self.keyed(bucket, key)).ok()?)
+    /// Stores an HTTP reply's body under its URL with its validators, in one file.
+    pub fn store_http(
+        &self,
+        bucket: Bucket,
+        url: &str,
+        validators: &Validators,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        self.store_keyed(bucket, url, &encode_keyed(validators, data))
+    }
+
+    /// What [`Cache::store_http`] stored; `None` if absent or unreadable.
+    pub fn load_http(&self, bucket: Bucket, url: &str) -> Option<(Validators, Vec<u8>)> {
+        decode_keyed(&std::fs::read(self.keyed(bucket, url)).ok()?)
     }
 
     /// Locks the cache: shared for a build, exclusive for `cache clean`. The lock lasts as long

@@ -672,7 +672,7 @@ impl Fetcher {
             });
         }
         self.lock_cache()?;
-        let cached = self.cache.load_keyed(Bucket::Repomd, url);
+        let cached = self.cache.load_http(Bucket::Repomd, url);
         if self.offline {
             return cached
                 .map(|(_, body)| body)
@@ -694,8 +694,7 @@ impl Fetcher {
                 Ok(cached.map(|(_, b)| b).unwrap_or_default())
             }
             Got::Body(v) => {
-                self.cache
-                    .store_keyed(Bucket::Repomd, url, &v, &sink.data)?;
+                self.cache.store_http(Bucket::Repomd, url, &v, &sink.data)?;
                 Ok(sink.data)
             }
             Got::Metalink(_) => unreachable!("try_source follows metalinks"),
