@@ -11,6 +11,7 @@ declare -A need=(
     [unsquashfs]=squashfs-tools [mksquashfs]=squashfs-tools [fsck.erofs]=erofs-utils
     [veritysetup]=cryptsetup-bin [sfdisk]=fdisk [systemd-dissect]=systemd-container
     [testsolv]=libsolv-tools [gcc]=gcc [bwrap]=bubblewrap [restorecon]=policycoreutils
+    [openssl]=openssl
 )
 missing=()
 for cmd in "${!need[@]}"; do
