@@ -11,7 +11,7 @@
 //! exclusive lock of its own: a second build that needs the same file waits for the first instead
 //! of downloading it again, and a download cut short (a crash, Ctrl-C) resumes where it stopped.
 
-use crate::checksum::{Algo, Checksum};
+use crate::checksum::{Algo, Checksum, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -127,15 +127,7 @@ impl Cache {
     pub fn lookup(&self, bucket: Bucket, sum: &Checksum) -> Option<PathBuf> {
         let p = self.path(bucket, sum);
         let mut f = std::fs::File::open(&p).ok()?;
-        let mut h = sum.algo.hasher();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            match std::io::Read::read(&mut f, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => h.update(&buf[..n]),
-                Err(_) => return None,
-            }
-        }
+        let (h, _) = hash_reader(&mut f, sum.algo).ok()?;
         if h.finish_hex() == sum.hex {
             return Some(p);
         }
@@ -187,23 +179,27 @@ impl Cache {
         Ok(freed)
     }
 
-    /// Stores bytes under a key with their HTTP validators (not content-addressed: the newest
-    /// wins).
-    pub fn store_keyed(
-        &self,
-        bucket: Bucket,
-        key: &str,
-        validators: &Validators,
-        data: &[u8],
-    ) -> std::io::Result<()> {
+    /// Stores bytes under a key (not content-addressed: the newest wins).
+    pub fn store_keyed(&self, bucket: Bucket, key: &str, data: &[u8]) -> std::io::Result<()> {
         let mut tmp = self.temp(bucket)?;
-        tmp.write_all(&encode_keyed(validators, data))?;
+        tmp.write_all(data)?;
         self.publish(tmp, &self.keyed(bucket, key))
     }
 
-    /// The bytes stored under a key and their validators; `None` if absent or unreadable.
-    pub fn load_keyed(&self, bucket: Bucket, key: &str) -> Option<(Validators, Vec<u8>)> {
-        decode_keyed(&std::fs::read(self.keyed(bucket, key)).ok()?)
+    /// Stores an HTTP reply's body under its URL with its validators, in one file.
+    pub fn store_http(
+        &self,
+        bucket: Bucket,
+        url: &str,
+        validators: &Validators,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        self.store_keyed(bucket, url, &encode_keyed(validators, data))
+    }
+
+    /// What [`Cache::store_http`] stored; `None` if absent or unreadable.
+    pub fn load_http(&self, bucket: Bucket, url: &str) -> Option<(Validators, Vec<u8>)> {
+        decode_keyed(&std::fs::read(self.keyed(bucket, url)).ok()?)
     }
 
     /// Locks the cache: shared for a build, exclusive for `cache clean`. The lock lasts as long
@@ -286,6 +282,21 @@ impl Cache {
     }
 }
 
+/// The digest of everything a reader gives, and its length.
+pub fn hash_reader(r: &mut impl std::io::Read, algo: Algo) -> std::io::Result<(Hasher, u64)> {
+    let mut h = algo.hasher();
+    let mut len = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok((h, len));
+        }
+        h.update(&buf[..n]);
+        len += n as u64;
+    }
+}
+
 /// Where downloads in progress live (outside the buckets, so nothing half-written is ever seen
 /// under a bucket's name).
 const PARTIAL_DIR: &str = "partial-v1";
@@ -311,5 +322,46 @@ impl Partial {
     /// Throws the download away (its bytes were wrong).
     pub fn discard(self) {
         let _ = fs_err::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_entries_keep_body_and_validators_together() {
+        let v = Validators {
+            etag: Some("\"abc\"".into()),
+            last_modified: Some("Tue, 14 Nov 2023 22:13:20 GMT".into()),
+        };
+        let body = b"<repomd>\n\n</repomd>\n";
+        assert_eq!(
+            decode_keyed(&encode_keyed(&v, body)),
+            Some((v, body.to_vec()))
+        );
+        let none = Validators::default();
+        assert_eq!(
+            decode_keyed(&encode_keyed(&none, b"")),
+            Some((none, Vec::new()))
+        );
+        // A v1 entry (the bare body) is not mistaken for one.
+        assert_eq!(decode_keyed(b"<?xml version=\"1.0\"?>\n\n<repomd/>"), None);
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_keep_an_exclusive_one_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::new(dir.path().to_path_buf());
+        let a = c.lock(false).unwrap();
+        let _b = c.lock(false).unwrap();
+        let f = std::fs::File::open(dir.path().join(".lock")).unwrap();
+        assert!(matches!(
+            f.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(a);
+        drop(_b);
+        assert!(f.try_lock().is_ok());
     }
 }

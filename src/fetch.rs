@@ -12,7 +12,7 @@
 
 pub mod metalink;
 
-use crate::cache::{Bucket, Cache, Partial, Validators};
+use crate::cache::{Bucket, Cache, Partial, Validators, hash_reader};
 use crate::checksum::{Algo, Checksum, Hasher};
 use crate::report::{Event, Reporter, Stage};
 use metalink::{Metalink, MetalinkError};
@@ -179,18 +179,8 @@ struct PartFile {
 impl PartFile {
     /// Continues what the file holds (a download an earlier run did not finish).
     fn new(mut part: Partial, algo: Algo) -> std::io::Result<PartFile> {
-        let mut hasher = algo.hasher();
-        let mut len = 0u64;
-        let mut buf = vec![0u8; 1 << 16];
         part.file.rewind()?;
-        loop {
-            let n = part.file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            len += n as u64;
-        }
+        let (hasher, len) = hash_reader(&mut part.file, algo)?;
         if len > 0 {
             tracing::debug!("{}: resuming after {len} bytes", part.path.display());
         }
@@ -235,17 +225,8 @@ impl Sink for PartFile {
             Some(h) if algo == self.algo => Ok(h.finish_hex()),
             _ => {
                 // Another algorithm (or asked twice): read the file again.
-                let mut h = algo.hasher();
-                let mut buf = vec![0u8; 1 << 16];
                 self.part.file.rewind()?;
-                loop {
-                    let n = self.part.file.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                }
-                Ok(h.finish_hex())
+                Ok(hash_reader(&mut self.part.file, algo)?.0.finish_hex())
             }
         }
     }
@@ -691,7 +672,7 @@ impl Fetcher {
             });
         }
         self.lock_cache()?;
-        let cached = self.cache.load_keyed(Bucket::Repomd, url);
+        let cached = self.cache.load_http(Bucket::Repomd, url);
         if self.offline {
             return cached
                 .map(|(_, body)| body)
@@ -713,8 +694,7 @@ impl Fetcher {
                 Ok(cached.map(|(_, b)| b).unwrap_or_default())
             }
             Got::Body(v) => {
-                self.cache
-                    .store_keyed(Bucket::Repomd, url, &v, &sink.data)?;
+                self.cache.store_http(Bucket::Repomd, url, &v, &sink.data)?;
                 Ok(sink.data)
             }
             Got::Metalink(_) => unreachable!("try_source follows metalinks"),

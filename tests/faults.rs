@@ -417,3 +417,156 @@ fn two_concurrent_builds_share_a_cache() {
     assert_cache_sound(cache.path());
     assert!(dir_entries(&cache.path().join("partial-v1")).is_empty());
 }
+
+#[test]
+fn download_only_fills_the_cache() {
+    // `resolve --download-only`, like `zypper install --download-only`: the packages are in
+    // the cache, verified, and a build from it needs no server.
+    let server = FaultyServer::start(fixture_repo(), vec![Rule::new(APP, Fault::Unavailable, 1)]);
+    let cache = fresh_cache();
+    let mut args: Vec<String> = vec![
+        "resolve".into(),
+        "--repo".into(),
+        format!("fixtures={}", server.url()),
+        "--download-only".into(),
+    ];
+    for p in BASE.iter().chain(&["fixture-app"]) {
+        args.extend(["--install".into(), p.to_string()]);
+    }
+    elsx_with_env(cache.clone(), &args, FAST).assert_success();
+    assert!(cache.path().join("rpms-v1").join(app_sha()).is_file());
+    assert_cache_sound(cache.path());
+    let url = server.url();
+    drop(server);
+    assert_same_image(&build_in(cache, &url, FAST, &["--offline"]));
+}
+
+/// Over TLS the client offers HTTP/2 by ALPN and takes it when the server picks it. The server
+/// is `openssl s_server`, which reports the negotiation but speaks no HTTP/2 itself, so the
+/// transfer then fails (with the URL named): what is checked is the handshake.
+#[test]
+fn https_negotiates_http2() {
+    require_tools(&["openssl"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=elsx test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=keyCertSign",
+        "-keyout",
+        &d("ca.key"),
+        "-out",
+        &d("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &d("leaf.key"),
+        "-out",
+        &d("leaf.csr"),
+    ]);
+    std::fs::write(
+        d("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "1",
+        "-in",
+        &d("leaf.csr"),
+        "-CA",
+        &d("ca.pem"),
+        "-CAkey",
+        &d("ca.key"),
+        "-CAcreateserial",
+        "-extfile",
+        &d("ext"),
+        "-out",
+        &d("leaf.pem"),
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(d("server.log")).unwrap();
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-naccept",
+            "1",
+        ])
+        .args([
+            "-cert",
+            &d("leaf.pem"),
+            "-key",
+            &d("leaf.key"),
+            "-alpn",
+            "h2",
+            "-www",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // s_server says ACCEPT once it listens (a probe connection would use up its one accept).
+    for _ in 0..400 {
+        if std::fs::read_to_string(d("server.log")).is_ok_and(|l| l.contains("ACCEPT")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let url = format!("https://127.0.0.1:{port}/");
+    let run = elsx_with_env(
+        fresh_cache(),
+        [
+            "resolve",
+            "--repo",
+            &format!("fixtures={url}"),
+            "--install",
+            "fixture-app",
+        ],
+        &[
+            ("SSL_CERT_FILE", &d("ca.pem")),
+            ("ELSX_HTTP_TIMEOUT", "2"),
+            ("ELSX_HTTP_RETRIES", "0"),
+        ],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    run.assert_code(2);
+    assert!(run.stderr.contains(&url), "{run}");
+    let said = std::fs::read_to_string(d("server.log")).unwrap();
+    assert!(
+        said.contains("ALPN protocols selected: h2"),
+        "no HTTP/2 negotiated:\n{said}\n{run}"
+    );
+}

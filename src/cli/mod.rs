@@ -116,6 +116,10 @@ enum Command {
         /// rpm architecture to resolve for (default: this machine's)
         #[arg(long, value_name = "ARCH")]
         arch: Option<String>,
+        /// With --install: also download the packages into the cache, verified (like
+        /// `zypper install --download-only`)
+        #[arg(long)]
+        download_only: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -527,11 +531,14 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Resolve {
             path: Some(path),
             install,
+            download_only,
             common,
             ..
         } => {
-            if !install.is_empty() {
-                bail!("--install goes without a recipe; the recipe lists its own packages");
+            if !install.is_empty() || *download_only {
+                bail!(
+                    "--install and --download-only go without a recipe; the recipe lists its own packages"
+                );
             }
             let opts = common.options(false)?;
             let spec = load_spec(path, &opts)?;
@@ -543,6 +550,7 @@ fn run(cli: &Cli) -> Result<()> {
             install,
             recommends,
             arch,
+            download_only,
             common,
         } => {
             if install.is_empty() {
@@ -557,6 +565,7 @@ fn run(cli: &Cli) -> Result<()> {
                 *recommends,
                 &arch,
                 &opts,
+                *download_only,
                 reporter(cli).as_ref(),
             )?;
             print_transaction(cli, &t)?;

@@ -235,12 +235,14 @@ pub struct Transaction {
     pub problems: Vec<Problem>,
 }
 
-/// Resolves packages from the `--repo` repositories alone, without a recipe.
+/// Resolves packages from the `--repo` repositories alone, without a recipe; with `download`,
+/// also downloads them into the cache (like `zypper install --download-only`).
 pub fn resolve_direct(
     install: &[String],
     recommends: bool,
     arch: &str,
     opts: &Options,
+    download: bool,
     r: &dyn Reporter,
 ) -> Result<Transaction> {
     if opts.repos.is_empty() {
@@ -258,10 +260,23 @@ pub fn resolve_direct(
             recommends,
         };
         Ok(match src.pool.solve(&req) {
-            Ok(set) => Transaction {
-                install: infos(&src.pool, &set),
-                problems: vec![],
-            },
+            Ok(set) => {
+                if download {
+                    fetch_packages(
+                        &src.pool,
+                        &src.urls,
+                        &set,
+                        &fetcher,
+                        opts,
+                        r,
+                        &mut Vec::new(),
+                    )?;
+                }
+                Transaction {
+                    install: infos(&src.pool, &set),
+                    problems: vec![],
+                }
+            }
             Err(problems) => Transaction {
                 install: vec![],
                 problems,
@@ -362,16 +377,17 @@ pub fn build(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSumma
     thread_pool(opts.jobs)?.install(|| build_inner(spec, opts, r))
 }
 
-/// Downloads (into the verified cache) and unpacks packages, in parallel, in transaction order.
-fn fetch_and_unpack(
-    res: &Resolved,
+/// Downloads packages into the verified cache, in parallel; their paths in transaction order,
+/// and whether each was cached already.
+fn fetch_packages(
+    pool: &Pool,
+    urls: &[String],
     all: &[usize],
     fetcher: &Fetcher,
     opts: &Options,
     r: &dyn Reporter,
     timings: &mut Vec<StageTime>,
-) -> Result<Vec<(Tree, Unpacked)>> {
-    let pool = &res.pool;
+) -> Result<Vec<(PathBuf, bool)>> {
     let bytes: u64 = all.iter().map(|&i| pool.get(i).pkg.size).sum();
     r.event(Event::StageStarted {
         stage: Stage::Fetch,
@@ -387,7 +403,7 @@ fn fetch_and_unpack(
             all.par_iter()
                 .map(|&i| {
                     let p = &pool.get(i).pkg;
-                    let url = fetch::join(&res.urls[i], &p.location);
+                    let url = fetch::join(&urls[i], &p.location);
                     fetcher
                         .get_verified(&url, &p.checksum, Bucket::Rpms, r, Stage::Fetch, &p.nevra())
                         .with_context(|| format!("downloading {}", p.nevra()))
@@ -397,6 +413,20 @@ fn fetch_and_unpack(
     })?;
     let cached = fetched.iter().filter(|(_, c)| *c).count() as u64;
     count(timings, all.len() as u64, bytes, cached);
+    Ok(fetched)
+}
+
+/// Downloads (into the verified cache) and unpacks packages, in parallel, in transaction order.
+fn fetch_and_unpack(
+    res: &Resolved,
+    all: &[usize],
+    fetcher: &Fetcher,
+    opts: &Options,
+    r: &dyn Reporter,
+    timings: &mut Vec<StageTime>,
+) -> Result<Vec<(Tree, Unpacked)>> {
+    let pool = &res.pool;
+    let fetched = fetch_packages(pool, &res.urls, all, fetcher, opts, r, timings)?;
     let paths: Vec<&PathBuf> = fetched.iter().map(|(p, _)| p).collect();
     r.event(Event::StageStarted {
         stage: Stage::Unpack,
