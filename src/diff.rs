@@ -6,8 +6,11 @@
 //! only `usr/` and `opt/` are kept; empty directories are removed; `usr/lib/os-release` is never
 //! part of the result. Every dropped path that differs from the base is reported.
 
-use crate::tree::{Entry, Kind, Tree, parent};
+use crate::tree::{self, Entry, Kind, Tree, parent};
+use crate::unpack;
+use rayon::prelude::*;
 use std::collections::BTreeSet;
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -53,38 +56,216 @@ fn is_whiteout(e: &Entry) -> bool {
 
 /// Subtracts `base` from `tools`.
 pub fn subtract(base: &Tree, tools: &Tree, opts: Options) -> Result<(Tree, Report), DiffError> {
+    subtract_with(base, &|_, b, t| b.same_content(t), tools, opts, false)
+}
+
+/// Subtracts a base known only from its packages' headers (see [`unpack::Manifest`]): a file
+/// present in both is compared by size and the header's digest of its content. The result and
+/// the report are those [`subtract`] gives with the unpacked base under `tools`, when `tools`
+/// holds only what was installed over the base.
+///
+/// Panics if a digest uses an algorithm elsx cannot compute: check [`manifest_supported`].
+pub fn subtract_manifest(
+    base: &unpack::Manifest,
+    tools: &Tree,
+    opts: Options,
+) -> Result<(Tree, Report), DiffError> {
+    let same = |path: &str, b: &Entry, t: &Entry| -> bool {
+        match (&b.kind, &t.kind) {
+            // Without a digest the manifest holds the content itself (rpm records none for an
+            // empty file; packages elsx unpacked whole have none either).
+            (Kind::File(_), Kind::File(data)) => match base.digests.get(path) {
+                Some(d) => {
+                    d.matches(data).expect("checked by manifest_supported")
+                        && b.mode == t.mode
+                        && b.uid == t.uid
+                        && b.gid == t.gid
+                        && b.xattrs == t.xattrs
+                }
+                None => b.same_content(t),
+            },
+            _ => b.same_content(t),
+        }
+    };
+    subtract_with(&base.tree, &same, tools, opts, true)
+}
+
+/// Trouble while subtracting directories on disk.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Diff(#[from] DiffError),
+}
+
+/// Subtracts the directory `base` from the directory `tools` on disk with the rules of
+/// [`subtract`], reading no more than the rules need: both trees are walked in parallel, and only
+/// files present in both with the same metadata and size are read (in parallel, stopping at the
+/// first difference) to tell changed from unchanged. With `contents`, the files of the result
+/// are read too, so that it can be written out.
+pub fn subtract_dirs(
+    base: &Path,
+    tools: &Path,
+    opts: Options,
+    contents: bool,
+) -> Result<(Tree, Report), DirError> {
+    let (b, t) = rayon::join(|| tree::scan_dir(base), || tree::scan_dir(tools));
+    let (b, t) = (b?, t?);
+    let failed: std::sync::Mutex<Option<std::io::Error>> = Default::default();
+    let same = |path: &str, be: &Entry, te: &Entry| -> bool {
+        match (&be.kind, &te.kind) {
+            (Kind::File(_), Kind::File(_)) => {
+                let meta = be.mode == te.mode
+                    && be.uid == te.uid
+                    && be.gid == te.gid
+                    && be.xattrs == te.xattrs
+                    && b.sizes.get(path) == t.sizes.get(path);
+                meta && files_equal(&base.join(path), &tools.join(path)).unwrap_or_else(|e| {
+                    failed.lock().expect("not poisoned").get_or_insert(e);
+                    false
+                })
+            }
+            _ => be.same_content(te),
+        }
+    };
+    let (mut out, report) = subtract_with(&b.tree, &same, &t.tree, opts, false)?;
+    if let Some(e) = failed.into_inner().expect("not poisoned") {
+        return Err(e.into());
+    }
+    if contents {
+        out.entries
+            .par_iter_mut()
+            .try_for_each(|(rel, e)| -> Result<(), std::io::Error> {
+                if let Kind::File(_) = e.kind {
+                    e.kind = Kind::File(std::sync::Arc::new(fs_err::read(tools.join(rel))?));
+                }
+                Ok(())
+            })?;
+    }
+    Ok((out, report))
+}
+
+/// Whether two files hold the same bytes.
+fn files_equal(a: &Path, b: &Path) -> Result<bool, std::io::Error> {
+    use std::io::Read;
+    /// Fills `buf` as far as the file goes.
+    fn fill(f: &mut fs_err::File, buf: &mut [u8]) -> Result<usize, std::io::Error> {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(n)
+    }
+    let (mut fa, mut fb) = (fs_err::File::open(a)?, fs_err::File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let (na, nb) = (fill(&mut fa, &mut ba)?, fill(&mut fb, &mut bb)?);
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na < ba.len() {
+            return Ok(true);
+        }
+    }
+}
+
+/// Whether every digest of the manifest uses an algorithm [`subtract_manifest`] can compute.
+pub fn manifest_supported(m: &unpack::Manifest) -> bool {
+    m.digests.values().all(|d| d.supported())
+}
+
+/// What happens to one path of the tools tree.
+enum Decision {
+    /// Outside usr/ and opt/; listed in the report when it is not a directory nor in the base.
+    Outside {
+        listed: bool,
+    },
+    /// A whiteout, or os-release the base lacks.
+    Removed,
+    /// Not in the base: kept.
+    Added,
+    /// A directory in both: kept with the base's metadata.
+    SharedDir,
+    Unchanged,
+    Changed,
+    Error(&'static str),
+}
+
+/// Whether the base's entry and the tools' entry at a path are the same (content and metadata).
+type Same<'a> = dyn Fn(&str, &Entry, &Entry) -> bool + Sync + 'a;
+
+fn decide(base: &Tree, same: &Same, path: &str, entry: &Entry) -> Decision {
+    if !in_sysext(path) {
+        // Directories outside are not worth listing; their files are.
+        return Decision::Outside {
+            listed: !entry.is_dir() && base.get(path).is_none(),
+        };
+    }
+    // os-release never goes into a sysext; when the base has it, it is a base path like any.
+    if is_whiteout(entry) || (path == "usr/lib/os-release" && base.get(path).is_none()) {
+        return Decision::Removed;
+    }
+    match base.get(path) {
+        None => Decision::Added,
+        Some(b) if entry.is_dir() => {
+            if b.is_dir() {
+                Decision::SharedDir
+            } else {
+                Decision::Error(b.kind.type_name())
+            }
+        }
+        Some(b) => {
+            if same(path, b, entry) {
+                Decision::Unchanged
+            } else {
+                Decision::Changed
+            }
+        }
+    }
+}
+
+/// The rules, decided path by path in parallel and assembled in path order, so that the result
+/// and the report do not depend on the number of threads. With `base_only_unchanged`, the base's
+/// non-directories in usr/ and opt/ that `tools` lacks count as unchanged, as they would if
+/// `tools` held the base.
+fn subtract_with(
+    base: &Tree,
+    same: &Same,
+    tools: &Tree,
+    opts: Options,
+    base_only_unchanged: bool,
+) -> Result<(Tree, Report), DiffError> {
+    let paths: Vec<(&String, &Entry)> = tools.entries.iter().collect();
+    let decisions: Vec<Decision> = paths
+        .par_iter()
+        .with_min_len(256)
+        .map(|(p, e)| decide(base, same, p, e))
+        .collect();
     let mut out = Tree::new();
     let mut report = Report {
         kept_changed: opts.keep_changed,
         ..Report::default()
     };
-    for (path, entry) in &tools.entries {
-        if !in_sysext(path) {
-            // Directories outside are not worth listing; their files are.
-            if !entry.is_dir() && base.get(path).is_none() {
-                report.outside.push(path.clone());
+    for ((path, entry), d) in paths.into_iter().zip(decisions) {
+        match d {
+            Decision::Outside { listed } => {
+                if listed {
+                    report.outside.push(path.clone());
+                }
             }
-            continue;
-        }
-        // os-release never goes into a sysext; when the base has it, it is a base path like any.
-        if is_whiteout(entry) || (path == "usr/lib/os-release" && base.get(path).is_none()) {
-            report.removed.push(path.clone());
-            continue;
-        }
-        match base.get(path) {
-            None => {
+            Decision::Removed => report.removed.push(path.clone()),
+            Decision::Added => {
                 if !entry.is_dir() {
                     report.added.push(path.clone());
                 }
                 out.entries.insert(path.clone(), entry.clone());
             }
-            Some(b) if entry.is_dir() => {
-                if !b.is_dir() {
-                    return Err(DiffError {
-                        path: path.clone(),
-                        base_kind: b.kind.type_name(),
-                    });
-                }
+            Decision::SharedDir => {
+                let b = base.get(path).expect("decided on a base entry");
                 out.entries.insert(
                     path.clone(),
                     Entry {
@@ -93,17 +274,27 @@ pub fn subtract(base: &Tree, tools: &Tree, opts: Options) -> Result<(Tree, Repor
                     },
                 );
             }
-            Some(b) => {
-                if b.same_content(entry) {
-                    report.unchanged += 1;
-                } else {
-                    report.changed.push(path.clone());
-                    if opts.keep_changed && path != "usr/lib/os-release" {
-                        out.entries.insert(path.clone(), entry.clone());
-                    }
+            Decision::Unchanged => report.unchanged += 1,
+            Decision::Changed => {
+                report.changed.push(path.clone());
+                if opts.keep_changed && path != "usr/lib/os-release" {
+                    out.entries.insert(path.clone(), entry.clone());
                 }
             }
+            Decision::Error(base_kind) => {
+                return Err(DiffError {
+                    path: path.clone(),
+                    base_kind,
+                });
+            }
         }
+    }
+    if base_only_unchanged {
+        report.unchanged += base
+            .entries
+            .par_iter()
+            .filter(|(p, e)| !e.is_dir() && in_sysext(p) && !tools.entries.contains_key(*p))
+            .count();
     }
     remove_empty_dirs(&mut out);
     Ok((out, report))

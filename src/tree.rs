@@ -80,8 +80,12 @@ impl Entry {
 
     /// The same content and metadata, ignoring times.
     pub fn same_content(&self, other: &Entry) -> bool {
-        self.kind == other.kind
-            && self.mode == other.mode
+        let kind = match (&self.kind, &other.kind) {
+            // Layered trees share most contents: no need to compare bytes then.
+            (Kind::File(a), Kind::File(b)) => Arc::ptr_eq(a, b) || a == b,
+            (a, b) => a == b,
+        };
+        kind && self.mode == other.mode
             && self.uid == other.uid
             && self.gid == other.gid
             && self.xattrs == other.xattrs
@@ -223,69 +227,117 @@ fn normalize_lexically(path: &str) -> Option<String> {
 }
 
 /// Reads a directory on disk into a tree (for extra trees and existing base trees). Symlinks are
-/// recorded, never followed.
+/// recorded, never followed. Directories are walked and files read in parallel (rayon); the
+/// result does not depend on the order.
 pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let mut t = Tree::new();
-    for item in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let item = item.map_err(|e| {
-            let path = e
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            std::io::Error::other(format!("{path}: {e}"))
-        })?;
-        let rel = item
-            .path()
-            .strip_prefix(root)
-            .expect("walkdir stays below its root");
-        let rel = rel.to_str().ok_or_else(|| {
-            std::io::Error::other(format!("{}: not UTF-8", item.path().display()))
-        })?;
-        let md = item
-            .path()
-            .symlink_metadata()
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", item.path().display())))?;
-        let ft = md.file_type();
-        let kind = if ft.is_dir() {
-            Kind::Dir
-        } else if ft.is_symlink() {
-            Kind::Symlink(
-                fs_err::read_link(item.path())?
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        } else if ft.is_file() {
-            Kind::File(Arc::new(fs_err::read(item.path())?))
-        } else if ft.is_char_device() || ft.is_block_device() {
-            let rdev = md.rdev();
-            let (major, minor) = (
-                ((rdev >> 8) & 0xfff) as u32,
-                ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as u32,
-            );
-            if ft.is_char_device() {
-                Kind::CharDevice { major, minor }
-            } else {
-                Kind::BlockDevice { major, minor }
+    use rayon::prelude::*;
+    let mut s = scan_dir(root)?;
+    s.tree
+        .entries
+        .par_iter_mut()
+        .try_for_each(|(rel, e)| -> Result<(), std::io::Error> {
+            if let Kind::File(_) = e.kind {
+                e.kind = Kind::File(Arc::new(fs_err::read(root.join(rel))?));
             }
-        } else if ft.is_fifo() {
-            Kind::Fifo
-        } else {
-            Kind::Socket
-        };
-        t.entries.insert(
-            rel.to_owned(),
-            Entry {
-                kind,
-                mode: md.mode() & 0o7777,
-                uid: md.uid(),
-                gid: md.gid(),
-                mtime: md.mtime().max(0) as u64,
-                xattrs: BTreeMap::new(),
-            },
-        );
+            Ok(())
+        })?;
+    Ok(s.tree)
+}
+
+/// A directory's entries without the contents of its files (see [`scan_dir`]).
+#[derive(Clone, Debug, Default)]
+pub struct Scanned {
+    /// Regular files carry an empty content here; read them from `root` when needed.
+    pub tree: Tree,
+    /// The size of each regular file.
+    pub sizes: std::collections::HashMap<String, u64>,
+}
+
+/// Walks a directory on disk (in parallel, symlinks never followed) and records every entry's
+/// metadata, without reading file contents.
+pub fn scan_dir(root: &std::path::Path) -> Result<Scanned, std::io::Error> {
+    use rayon::prelude::*;
+    type Found = (String, Entry, u64);
+    fn walk(root: &std::path::Path, rel: &str) -> Result<Vec<Found>, std::io::Error> {
+        let dir = root.join(rel);
+        let mut here = Vec::new();
+        for item in fs_err::read_dir(&dir)? {
+            let item = item?;
+            let name = item.file_name();
+            let name = name.to_str().ok_or_else(|| {
+                std::io::Error::other(format!("{}: not UTF-8", item.path().display()))
+            })?;
+            let rel = if rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let md = fs_err::symlink_metadata(item.path())?;
+            here.push((rel, md));
+        }
+        let subdirs: Vec<Vec<Found>> = here
+            .par_iter()
+            .filter(|(_, md)| md.is_dir())
+            .map(|(rel, _)| walk(root, rel))
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(here.len());
+        for (rel, md) in here {
+            let (e, size) = entry_of(&root.join(&rel), &md)?;
+            out.push((rel, e, size));
+        }
+        out.extend(subdirs.into_iter().flatten());
+        Ok(out)
     }
-    Ok(t)
+    let mut s = Scanned::default();
+    for (rel, e, size) in walk(root, "")? {
+        if let Kind::File(_) = e.kind {
+            s.sizes.insert(rel.clone(), size);
+        }
+        s.tree.entries.insert(rel, e);
+    }
+    Ok(s)
+}
+
+/// The entry a file's metadata describes (a regular file without its content) and its size.
+fn entry_of(
+    path: &std::path::Path,
+    md: &std::fs::Metadata,
+) -> Result<(Entry, u64), std::io::Error> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let ft = md.file_type();
+    let kind = if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_symlink() {
+        Kind::Symlink(fs_err::read_link(path)?.to_string_lossy().into_owned())
+    } else if ft.is_file() {
+        Kind::File(Arc::new(Vec::new()))
+    } else if ft.is_char_device() || ft.is_block_device() {
+        let rdev = md.rdev();
+        let (major, minor) = (
+            ((rdev >> 8) & 0xfff) as u32,
+            ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as u32,
+        );
+        if ft.is_char_device() {
+            Kind::CharDevice { major, minor }
+        } else {
+            Kind::BlockDevice { major, minor }
+        }
+    } else if ft.is_fifo() {
+        Kind::Fifo
+    } else {
+        Kind::Socket
+    };
+    Ok((
+        Entry {
+            kind,
+            mode: md.mode() & 0o7777,
+            uid: md.uid(),
+            gid: md.gid(),
+            mtime: md.mtime().max(0) as u64,
+            xattrs: BTreeMap::new(),
+        },
+        md.len(),
+    ))
 }
 
 /// Writes a tree into the directory `dest` (created if missing), as mkosi's `Format=directory`

@@ -64,6 +64,9 @@ enum Command {
         /// Keep files that exist in the base with other content
         #[arg(long)]
         keep_changed: bool,
+        /// Worker threads (default: the number of CPUs); the result is the same for any N
+        #[arg(short, long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Write an image from a directory, like mksquashfs or `systemd-repart --make-ddi`
     Pack {
@@ -354,15 +357,24 @@ fn run(cli: &Cli) -> Result<()> {
             tools,
             out,
             keep_changed,
+            jobs,
         } => {
-            let (b, t) = (load_any_tree(base)?, load_any_tree(tools)?);
-            let (tree, report) = crate::diff::subtract(
-                &b,
-                &t,
-                crate::diff::Options {
-                    keep_changed: *keep_changed,
-                },
-            )?;
+            let opts = crate::diff::Options {
+                keep_changed: *keep_changed,
+            };
+            let mut pool = rayon::ThreadPoolBuilder::new();
+            if let Some(n) = jobs {
+                pool = pool.num_threads((*n).max(1));
+            }
+            // Two directories: walk both, read only what the rules need (in parallel).
+            let (tree, report) = pool.build()?.install(|| -> Result<_> {
+                Ok(if base.is_dir() && tools.is_dir() {
+                    crate::diff::subtract_dirs(base, tools, opts, out.is_some())?
+                } else {
+                    let (b, t) = (load_any_tree(base)?, load_any_tree(tools)?);
+                    crate::diff::subtract(&b, &t, opts)?
+                })
+            })?;
             if let Some(dir) = out {
                 crate::tree::write_dir(&tree, dir)?;
             }

@@ -417,14 +417,19 @@ fn fetch_packages(
 }
 
 /// Downloads (into the verified cache) and unpacks packages, in parallel, in transaction order.
+/// The first `headers_only` packages (the base, see [`base_from_headers`]) are read as
+/// manifests: their headers only, plus the content of the few files a build reads from the
+/// base ([`BASE_CONTENT`]); a package whose digests elsx cannot compute is unpacked whole.
+/// A package from a repository whose policy asks for it has its signature checked first.
 fn fetch_and_unpack(
     res: &Resolved,
     all: &[usize],
+    headers_only: usize,
     fetcher: &Fetcher,
     opts: &Options,
     r: &dyn Reporter,
     timings: &mut Vec<StageTime>,
-) -> Result<Vec<(Tree, Unpacked)>> {
+) -> Result<Vec<(unpack::Manifest, Unpacked)>> {
     let pool = &res.pool;
     let fetched = fetch_packages(pool, &res.urls, all, fetcher, opts, r, timings)?;
     let paths: Vec<&PathBuf> = fetched.iter().map(|(p, _)| p).collect();
@@ -433,33 +438,82 @@ fn fetch_and_unpack(
         items: all.len() as u64,
         bytes: 0,
     });
-    let out: Vec<(Tree, Unpacked)> = timed(timings, Stage::Unpack, r, || {
+    let out: Vec<(unpack::Manifest, Unpacked)> = timed(timings, Stage::Unpack, r, || {
         all.par_iter()
             .zip(paths.par_iter())
-            .map(|(&i, path)| {
+            .enumerate()
+            .map(|(k, (&i, path))| {
                 let s = pool.get(i);
                 let nevra = s.pkg.nevra();
-                let data = fs_err::read(path)?;
                 if let Some(t) = res.trust.get(&s.repo) {
+                    let data = fs_err::read(path)?;
                     repo::trust::check_package(t, &data).map_err(|e| {
                         anyhow::anyhow!("package {nevra} from repository {}: {e}", s.repo)
                     })?;
                 }
-                let out =
-                    unpack::unpack(&data, path).with_context(|| format!("unpacking {nevra}"))?;
+                let out = if k < headers_only {
+                    base_manifest(path)
+                } else {
+                    unpack::unpack_file(path).map(|(tree, u)| {
+                        let digests = Default::default();
+                        (unpack::Manifest { tree, digests }, u)
+                    })
+                }
+                .with_context(|| format!("unpacking {nevra}"))?;
                 r.event(Event::Item {
                     stage: Stage::Unpack,
                     name: &nevra,
-                    bytes: out.0.content_bytes(),
+                    bytes: out.0.tree.content_bytes(),
                     cached: false,
                 });
                 Ok(out)
             })
             .collect::<Result<Vec<_>>>()
     })?;
-    let unpacked: u64 = out.iter().map(|(t, _)| t.content_bytes()).sum();
+    let unpacked: u64 = out.iter().map(|(m, _)| m.tree.content_bytes()).sum();
     count(timings, all.len() as u64, unpacked, 0);
     Ok(out)
+}
+
+/// The base files whose content a build reads (owners by name, extension-release's defaults).
+const BASE_CONTENT: [&str; 4] = [
+    "etc/passwd",
+    "etc/group",
+    "etc/os-release",
+    "usr/lib/os-release",
+];
+
+/// Whether the base can stay a manifest of its packages' headers: it is made of packages, the
+/// image is a sysext (a directory output is the whole tree), and no script runs on the tree
+/// (scripts see the base's files). `ELSX_BASE=unpack` forces the full unpack (for comparisons).
+fn base_from_headers(spec: &Spec) -> bool {
+    matches!(spec.base, Base::Packages(_))
+        && matches!(spec.output.kind, OutputKind::Sysext { .. })
+        && spec.scripts.postinst.is_empty()
+        && spec.scripts.finalize.is_empty()
+        && std::env::var("ELSX_BASE").as_deref() != Ok("unpack")
+}
+
+/// A base package as a manifest, with the content of its [`BASE_CONTENT`] files; unpacked
+/// whole when its file digests use an algorithm elsx does not compute (md5 in old packages).
+fn base_manifest(path: &Path) -> Result<(unpack::Manifest, Unpacked), unpack::UnpackError> {
+    let (mut m, u) = unpack::manifest_file(path)?;
+    if !diff::manifest_supported(&m) {
+        let (tree, u) = unpack::unpack_file(path)?;
+        let digests = Default::default();
+        return Ok((unpack::Manifest { tree, digests }, u));
+    }
+    let needed = |p: &str| BASE_CONTENT.contains(&p);
+    if m.digests.keys().any(|p| needed(p)) {
+        let t = unpack::unpack_selected(path, &needed)?;
+        for p in BASE_CONTENT {
+            if let Some(e) = t.get(p).filter(|e| matches!(e.kind, tree::Kind::File(_))) {
+                m.tree.entries.insert(p.to_owned(), e.clone());
+                m.digests.remove(p);
+            }
+        }
+    }
+    Ok((m, u))
 }
 
 /// Reads trees to copy into the image (owned by root, as mkosi copies them).
@@ -564,7 +618,9 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
     let res = resolve(spec, &fetcher, r, &mut timings)?;
     let pool = &res.pool;
     let all: Vec<usize> = res.base.iter().chain(&res.ext).copied().collect();
-    let unpacked = fetch_and_unpack(&res, &all, &fetcher, opts, r, &mut timings)?;
+    let from_headers = base_from_headers(spec);
+    let headers_only = if from_headers { res.base.len() } else { 0 };
+    let unpacked = fetch_and_unpack(&res, &all, headers_only, &fetcher, opts, r, &mut timings)?;
 
     // stage: base and tools trees, skeleton and extra trees, scripts, extension-release.
     r.event(Event::StageStarted {
@@ -573,10 +629,13 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
         bytes: 0,
     });
     let nbase = res.base.len();
-    let mut base_tree = match &spec.base {
-        Base::Tree(dir) => tree::load_dir(dir)
-            .with_context(|| format!("reading the base tree {}", dir.display()))?,
-        _ => Tree::new(),
+    let mut base = unpack::Manifest {
+        tree: match &spec.base {
+            Base::Tree(dir) => tree::load_dir(dir)
+                .with_context(|| format!("reading the base tree {}", dir.display()))?,
+            _ => Tree::new(),
+        },
+        digests: Default::default(),
     };
     let mut owners = Vec::new();
     let mut skipped_scriptlets = BTreeMap::new();
@@ -588,14 +647,29 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
             skipped_scriptlets.insert(pool.get(all[k]).pkg.nevra(), u.skipped_scriptlets);
         }
         if k < nbase {
-            base_tree.merge(t)
+            base.merge(t)
         } else {
-            parts.push(t)
+            parts.push(t.tree)
         }
     }
-    let ids = IdMap::from_tree(&base_tree);
-    ids.apply(&mut base_tree, &owners);
-    let mut tools = base_tree.clone();
+    let ids = IdMap::from_tree(&base.tree);
+    ids.apply(&mut base.tree, &owners);
+    let base_tree = &base.tree;
+    // From headers, the tools tree holds only what is installed over the base, and the base's
+    // few files a build reads.
+    let mut tools = if from_headers {
+        Tree {
+            entries: BASE_CONTENT
+                .iter()
+                .filter_map(|p| Some((p.to_string(), base_tree.get(p)?.clone())))
+                .filter(|(p, e)| {
+                    matches!(e.kind, tree::Kind::File(_)) && !base.digests.contains_key(p)
+                })
+                .collect(),
+        }
+    } else {
+        base_tree.clone()
+    };
     for t in load_trees(&spec.skeleton)? {
         tools.merge(t);
     }
@@ -609,10 +683,11 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
     }
     let env = script_env(spec);
     tools = run_scripts(spec, &spec.scripts.postinst, tools, &env)?;
-    let epoch = opts
-        .source_date_epoch
-        .unwrap_or_else(|| tools.entries.values().map(|e| e.mtime).max().unwrap_or(0));
-    let er_path = write_release(spec, &base_tree, &mut tools, epoch);
+    let epoch = opts.source_date_epoch.unwrap_or_else(|| {
+        let newest = |t: &Tree| t.entries.values().map(|e| e.mtime).max().unwrap_or(0);
+        newest(&tools).max(if from_headers { newest(base_tree) } else { 0 })
+    });
+    let er_path = write_release(spec, base_tree, &mut tools, epoch);
     tools = run_scripts(spec, &spec.scripts.finalize, tools, &env)?;
 
     // diff
@@ -620,11 +695,12 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
         OutputKind::Directory => Ok((tools, diff::Report::default())),
         OutputKind::Sysext { .. } => {
             let keep_changed = opts.keep_changed || spec.keep_changed;
-            Ok(diff::subtract(
-                &base_tree,
-                &tools,
-                diff::Options { keep_changed },
-            )?)
+            let o = diff::Options { keep_changed };
+            Ok(if from_headers {
+                diff::subtract_manifest(&base, &tools, o)?
+            } else {
+                diff::subtract(base_tree, &tools, o)?
+            })
         }
     })?;
     if opts.source_date_epoch.is_some() {

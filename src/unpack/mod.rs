@@ -138,23 +138,129 @@ pub struct Unpacked {
 
 /// Reads the RPM at `path` into a tree (owners are root until [`IdMap::apply`]).
 pub fn unpack_file(path: &Path) -> Result<(Tree, Unpacked), UnpackError> {
-    let data = fs_err::read(path).map_err(|e| UnpackError::Io {
+    unpack(&read(path)?, path)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, UnpackError> {
+    fs_err::read(path).map_err(|e| UnpackError::Io {
         path: path.to_owned(),
         source: e,
-    })?;
-    unpack(&data, path)
+    })
+}
+
+fn parse_header(data: &[u8], path: &Path) -> Result<(rpm::PackageMetadata, usize), UnpackError> {
+    let mut cursor = std::io::Cursor::new(data);
+    let meta = rpm::PackageMetadata::parse(&mut cursor).map_err(|e| header_err(e, path))?;
+    Ok((meta, cursor.position() as usize))
+}
+
+fn header_err(e: rpm::Error, path: &Path) -> UnpackError {
+    UnpackError::Header {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// Reads an RPM held in memory; `path` is only used in messages. The payload's sha256 from the
 /// header (rpm ≥ 4.14 writes it) is checked before anything is extracted.
 pub fn unpack(data: &[u8], path: &Path) -> Result<(Tree, Unpacked), UnpackError> {
-    let header_err = |e: rpm::Error| UnpackError::Header {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
-    let mut cursor = std::io::Cursor::new(data);
-    let meta = rpm::PackageMetadata::parse(&mut cursor).map_err(header_err)?;
-    let payload_bytes = &data[cursor.position() as usize..];
+    let (meta, start) = parse_header(data, path)?;
+    let mut contents = payload_contents(&meta, &data[start..], path)?;
+    let (m, u) = from_header(&meta, path, &mut |name, full| {
+        contents.remove(name).ok_or_else(|| UnpackError::Missing {
+            path: path.to_owned(),
+            entry: full.to_owned(),
+        })
+    })?;
+    Ok((m.tree, u))
+}
+
+/// A package's files as its header describes them, without reading the payload: regular files
+/// carry no content (an empty `Kind::File`), `digests` says what their content is.
+#[derive(Clone, Debug, Default)]
+pub struct Manifest {
+    pub tree: Tree,
+    pub digests: HashMap<String, FileDigest>,
+}
+
+impl Manifest {
+    /// Layers `other` over this manifest, as [`Tree::merge`] layers packages.
+    pub fn merge(&mut self, other: Manifest) {
+        for p in other.tree.entries.keys() {
+            self.digests.remove(p);
+        }
+        self.digests.extend(other.digests);
+        self.tree.merge(other.tree);
+    }
+}
+
+/// The content of a regular file as the header records it (`FILEDIGESTS`, `FILESIZES`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDigest {
+    /// The package's `FILEDIGESTALGO` (md5 when absent, as in old packages).
+    pub algo: rpm::DigestAlgorithm,
+    pub hex: String,
+    pub size: u64,
+}
+
+impl FileDigest {
+    /// Whether `data` has this digest; `None` when elsx cannot compute the algorithm (md5,
+    /// sha3), so the caller must not decide on it.
+    pub fn matches(&self, data: &[u8]) -> Option<bool> {
+        use sha2::Digest;
+        if data.len() as u64 != self.size {
+            return Some(false);
+        }
+        if !self.supported() {
+            return None;
+        }
+        let got = match self.algo {
+            rpm::DigestAlgorithm::Sha2_224 => hex::encode(sha2::Sha224::digest(data)),
+            rpm::DigestAlgorithm::Sha2_256 => hex::encode(sha2::Sha256::digest(data)),
+            rpm::DigestAlgorithm::Sha2_384 => hex::encode(sha2::Sha384::digest(data)),
+            _ => hex::encode(sha2::Sha512::digest(data)),
+        };
+        Some(got.eq_ignore_ascii_case(&self.hex))
+    }
+
+    /// Whether [`FileDigest::matches`] can answer for this algorithm.
+    pub fn supported(&self) -> bool {
+        matches!(
+            self.algo,
+            rpm::DigestAlgorithm::Sha2_224
+                | rpm::DigestAlgorithm::Sha2_256
+                | rpm::DigestAlgorithm::Sha2_384
+                | rpm::DigestAlgorithm::Sha2_512
+        )
+    }
+}
+
+/// Reads only the header of the RPM at `path`: its manifest, nothing extracted.
+pub fn manifest_file(path: &Path) -> Result<(Manifest, Unpacked), UnpackError> {
+    let data = read(path)?;
+    let (meta, _) = parse_header(&data, path)?;
+    from_header(&meta, path, &mut |_, _| Ok(Arc::new(Vec::new())))
+}
+
+/// Reads the RPM at `path` and keeps only the regular files `want` selects (with the package's
+/// directories, symlinks and devices): for the few base files whose content a build needs.
+pub fn unpack_selected(path: &Path, want: &dyn Fn(&str) -> bool) -> Result<Tree, UnpackError> {
+    let (t, _) = unpack_file(path)?;
+    Ok(Tree {
+        entries: t
+            .entries
+            .into_iter()
+            .filter(|(p, e)| !matches!(e.kind, Kind::File(_)) || want(p))
+            .collect(),
+    })
+}
+
+/// The payload's regular files by normalized name, after checking the payload's sha256.
+fn payload_contents(
+    meta: &rpm::PackageMetadata,
+    payload_bytes: &[u8],
+    path: &Path,
+) -> Result<HashMap<String, Arc<Vec<u8>>>, UnpackError> {
     if let Some(want) = meta
         .header
         .get_entry_data_as_string_array(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
@@ -180,8 +286,6 @@ pub fn unpack(data: &[u8], path: &Path) -> Result<(Tree, Unpacked), UnpackError>
         path: path.to_owned(),
         name: compressor.clone(),
     })?;
-    let files = meta.get_file_entries().map_err(header_err)?;
-
     let payload = codec.reader(r).map_err(|e| UnpackError::Io {
         path: path.to_owned(),
         source: e,
@@ -217,7 +321,21 @@ pub fn unpack(data: &[u8], path: &Path) -> Result<(Tree, Unpacked), UnpackError>
             }
         }
     }
+    Ok(contents)
+}
 
+/// Content of a regular file by (normalized name, name as the header spells it).
+type ContentFn<'a> = dyn FnMut(&str, &str) -> Result<Arc<Vec<u8>>, UnpackError> + 'a;
+
+/// The tree the header describes, regular files filled in by `content`, with the header's
+/// digest of each regular file.
+fn from_header(
+    meta: &rpm::PackageMetadata,
+    path: &Path,
+    content: &mut ContentFn,
+) -> Result<(Manifest, Unpacked), UnpackError> {
+    let files = meta.get_file_entries().map_err(|e| header_err(e, path))?;
+    let mut digests = HashMap::new();
     let mut listed: BTreeMap<String, Entry> = BTreeMap::new();
     let mut owners = Vec::new();
     for f in &files {
@@ -235,10 +353,17 @@ pub fn unpack(data: &[u8], path: &Path) -> Result<(Tree, Unpacked), UnpackError>
         let kind = match raw & 0o170000 {
             0o040000 => Kind::Dir,
             0o120000 => Kind::Symlink(f.linkto().unwrap_or_default().to_owned()),
-            0o100000 => Kind::File(contents.remove(&name).ok_or_else(|| UnpackError::Missing {
-                path: path.to_owned(),
-                entry: full.to_string(),
-            })?),
+            0o100000 => {
+                if let Some(d) = f.digest() {
+                    let digest = FileDigest {
+                        algo: d.algorithm(),
+                        hex: d.as_hex().to_owned(),
+                        size: f.size() as u64,
+                    };
+                    digests.insert(name.clone(), digest);
+                }
+                Kind::File(content(&name, &full)?)
+            }
             0o020000 => Kind::CharDevice {
                 major: f.rdev_major() as u32,
                 minor: f.rdev_minor() as u32,
@@ -307,7 +432,7 @@ pub fn unpack(data: &[u8], path: &Path) -> Result<(Tree, Unpacked), UnpackError>
         }
     }
     Ok((
-        t,
+        Manifest { tree: t, digests },
         Unpacked {
             skipped_scriptlets: scripts,
             owners,
