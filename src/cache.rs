@@ -16,6 +16,8 @@ pub enum Bucket {
     Repodata,
     /// repomd.xml of each repository URL, for `--offline`.
     Repomd,
+    /// Packages parsed from a primary file, by that file's checksum (`repo::store`).
+    Pool,
 }
 
 impl Bucket {
@@ -24,6 +26,7 @@ impl Bucket {
             Bucket::Rpms => "rpms-v1",
             Bucket::Repodata => "repodata-v1",
             Bucket::Repomd => "repomd-v1",
+            Bucket::Pool => "pool-v1",
         }
     }
 }
@@ -105,7 +108,7 @@ impl Cache {
     /// mistyped `--cache-dir` cannot empty an unrelated directory.
     pub fn clean(&self) -> std::io::Result<u64> {
         let mut freed = 0;
-        for b in [Bucket::Rpms, Bucket::Repodata, Bucket::Repomd] {
+        for b in [Bucket::Rpms, Bucket::Repodata, Bucket::Repomd, Bucket::Pool] {
             let dir = self.root.join(b.dir());
             if !dir.is_dir() {
                 continue;

@@ -3,6 +3,7 @@
 pub mod definition;
 pub mod primary;
 pub mod repomd;
+pub mod store;
 mod xml;
 
 use crate::cache::Bucket;
@@ -173,6 +174,9 @@ pub fn load_packages(
         alias: def.alias.clone(),
         message: format!("{url}: primary has no checksum"),
     })?;
+    if let Some(pkgs) = store::load(&f.cache, sum) {
+        return Ok(pkgs);
+    }
     let (path, _) = f
         .get_verified(
             &purl,
@@ -190,8 +194,12 @@ pub fn load_packages(
             alias: def.alias.clone(),
             message: format!("{purl}: {e}"),
         })?;
-    primary::parse(&xml, &purl).map_err(|e| RepoError::Metadata {
+    let pkgs = primary::parse(&xml, &purl).map_err(|e| RepoError::Metadata {
         alias: def.alias.clone(),
         message: e.to_string(),
-    })
+    })?;
+    if let Err(e) = store::save(&f.cache, sum, &pkgs) {
+        tracing::warn!("repository {}: caching the parsed metadata: {e}", def.alias);
+    }
+    Ok(pkgs)
 }
