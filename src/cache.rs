@@ -24,6 +24,8 @@ pub enum Bucket {
     /// repomd.xml (and other files not known by checksum) of each URL, with the HTTP validators
     /// (ETag, Last-Modified) that revalidate it; for `--offline` too.
     Repomd,
+    /// Packages parsed from a primary file, by that file's checksum (`repo::store`).
+    Pool,
 }
 
 /// HTTP validators of a cached reply, sent back as `If-None-Match` / `If-Modified-Since`.
@@ -81,6 +83,7 @@ impl Bucket {
             Bucket::Rpms => "rpms-v1",
             Bucket::Repodata => "repodata-v1",
             Bucket::Repomd => "repomd-v2",
+            Bucket::Pool => "pool-v1",
         }
     }
 }
@@ -160,7 +163,7 @@ impl Cache {
             None
         };
         let mut freed = 0;
-        let dirs = [Bucket::Rpms, Bucket::Repodata, Bucket::Repomd]
+        let dirs = [Bucket::Rpms, Bucket::Repodata, Bucket::Repomd, Bucket::Pool]
             .map(Bucket::dir)
             .into_iter()
             .chain([PARTIAL_DIR, "repomd-v1"]);

@@ -4,6 +4,7 @@ pub mod definition;
 pub mod primary;
 pub mod repomd;
 pub mod sig;
+pub mod store;
 pub mod trust;
 mod xml;
 
@@ -212,6 +213,9 @@ pub fn load_packages(
         alias: def.alias.clone(),
         message: format!("{url}: primary has no checksum"),
     })?;
+    if let Some(pkgs) = store::load(&f.cache, sum) {
+        return Ok((pkgs, trust));
+    }
     let (path, _) = f
         .get_verified(
             &purl,
@@ -229,9 +233,12 @@ pub fn load_packages(
             alias: def.alias.clone(),
             message: format!("{purl}: {e}"),
         })?;
-    let packages = primary::parse(&xml, &purl).map_err(|e| RepoError::Metadata {
+    let pkgs = primary::parse(&xml, &purl).map_err(|e| RepoError::Metadata {
         alias: def.alias.clone(),
         message: e.to_string(),
     })?;
-    Ok((packages, trust))
+    if let Err(e) = store::save(&f.cache, sum, &pkgs) {
+        tracing::warn!("repository {}: caching the parsed metadata: {e}", def.alias);
+    }
+    Ok((pkgs, trust))
 }

@@ -1,6 +1,6 @@
 //! `primary.xml`: one `<package>` per RPM with its dependencies and its primary file list.
 
-use super::xml::{XmlError, attr, push_ref, text};
+use super::xml::{XmlError, attr, attrs, push_ref, text};
 use crate::checksum::Checksum;
 use crate::resolve::dep::{Cmp, Dep};
 use crate::resolve::evr::Evr;
@@ -45,10 +45,57 @@ enum List {
     Ignored,
 }
 
+/// Packages per piece when a large primary.xml is parsed in parallel.
+const PIECE: usize = 2048;
+
 /// Parses a decompressed primary.xml; `file` names it in errors.
+///
+/// A large document is cut before `<package` tags into pieces parsed in parallel and joined in
+/// order, so the result is the same whatever the thread count. If any piece fails (or the cut
+/// looks wrong), the whole document is parsed again in one piece, which gives the error its
+/// exact place.
 pub fn parse(data: &[u8], file: &str) -> Result<Vec<Package>, XmlError> {
+    use rayon::prelude::*;
     let s = text(data);
-    let mut r = Reader::from_str(&s);
+    let starts = package_starts(&s);
+    if starts.len() > PIECE
+        && let Some(end) = s.rfind("</package>").map(|i| i + "</package>".len())
+        && s[end..].trim() == "</metadata>"
+        && s[..starts[0]].contains("<metadata")
+    {
+        let mut cuts: Vec<usize> = starts.iter().step_by(PIECE).copied().collect();
+        cuts.push(end);
+        let parts: Result<Vec<Vec<Package>>, XmlError> = cuts
+            .par_windows(2)
+            .map(|w| parse_piece(&s[w[0]..w[1]], w[0], file))
+            .collect();
+        if let Ok(parts) = parts {
+            return Ok(parts.concat());
+        }
+    }
+    parse_piece(&s, 0, file)
+}
+
+/// Where each `<package` start tag begins.
+fn package_starts(s: &str) -> Vec<usize> {
+    let b = s.as_bytes();
+    memchr_iter(b"<package", b)
+        .filter(|&i| matches!(b.get(i + 8), Some(b' ' | b'\t' | b'\n' | b'\r' | b'>')))
+        .collect()
+}
+
+fn memchr_iter<'a>(needle: &'a [u8], hay: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let i = at + hay[at..].windows(needle.len()).position(|w| w == needle)?;
+        at = i + needle.len();
+        Some(i)
+    })
+}
+
+/// Parses a whole document or a run of `<package>` elements starting at byte `base` of it.
+fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlError> {
+    let mut r = Reader::from_str(s);
     let mut out = Vec::new();
     let mut pkg: Option<Package> = None;
     let mut list = List::Ignored;
@@ -56,7 +103,7 @@ pub fn parse(data: &[u8], file: &str) -> Result<Vec<Package>, XmlError> {
     let mut checksum_type = String::new();
     let err = |r: &Reader<&[u8]>, message: String| XmlError {
         file: file.to_owned(),
-        offset: r.buffer_position(),
+        offset: r.buffer_position() + base as u64,
         message,
     };
     loop {
@@ -190,16 +237,68 @@ fn empty_package() -> Package {
 }
 
 fn evr_attrs(e: &BytesStart<'_>) -> Evr {
-    let epoch = attr(e, "epoch").and_then(|v| v.parse().ok());
-    let ver = attr(e, "ver").unwrap_or_default();
-    let rel = attr(e, "rel");
-    Evr::new(epoch, &ver, rel.as_deref())
+    let [epoch, ver, rel] = attrs(e, ["epoch", "ver", "rel"]);
+    evr_of(epoch.as_deref(), ver.as_deref(), rel.as_deref())
+}
+
+fn evr_of(epoch: Option<&str>, ver: Option<&str>, rel: Option<&str>) -> Evr {
+    Evr::new(
+        epoch.and_then(|v| v.parse().ok()),
+        ver.unwrap_or_default(),
+        rel,
+    )
 }
 
 fn entry(e: &BytesStart<'_>) -> Option<Dep> {
-    let name = attr(e, "name")?;
-    let range = attr(e, "flags")
+    let [name, flags, epoch, ver, rel] = attrs(e, ["name", "flags", "epoch", "ver", "rel"]);
+    let range = flags
         .and_then(|f| Cmp::from_rpmmd(&f))
-        .map(|c| (c, evr_attrs(e)));
-    Some(Dep { name, range })
+        .map(|c| (c, evr_of(epoch.as_deref(), ver.as_deref(), rel.as_deref())));
+    Some(Dep {
+        name: name?.into_owned(),
+        range,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(n: usize, broken: Option<usize>) -> String {
+        let mut s = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"0\">\n",
+        );
+        for i in 0..n {
+            let end = if broken == Some(i) {
+                "</arch>"
+            } else {
+                "</name>"
+            };
+            s.push_str(&format!(
+                "<package type=\"rpm\">\n  <name>p{i}{end}<arch>x86_64</arch><version epoch=\"0\" ver=\"1.{i}\" rel=\"1\"/>\n  <checksum type=\"sha256\" pkgid=\"YES\">{i:064x}</checksum><location href=\"p{i}.rpm\"/>\n  <format><rpm:requires><rpm:entry name=\"p{}\" flags=\"GE\" ver=\"1&amp;2\"/></rpm:requires></format>\n</package>\n",
+                i / 2
+            ));
+        }
+        s.push_str("</metadata>\n");
+        s
+    }
+
+    #[test]
+    fn pieces_parse_like_the_whole() {
+        let d = doc(5000, None);
+        let whole = parse_piece(&d, 0, "primary.xml").unwrap();
+        assert_eq!(whole.len(), 5000);
+        assert_eq!(whole[4999].requires[0].to_string(), "p2499 >= 1&2");
+        assert_eq!(parse(d.as_bytes(), "primary.xml").unwrap(), whole);
+    }
+
+    #[test]
+    fn an_error_in_a_piece_names_its_place_in_the_file() {
+        let d = doc(5000, Some(3000));
+        let e = parse(d.as_bytes(), "primary.xml").unwrap_err();
+        let seq = parse_piece(&d, 0, "primary.xml").unwrap_err();
+        assert_eq!((e.offset, &e.message), (seq.offset, &seq.message));
+        let at = d.find("p3000</arch>").unwrap() as u64;
+        assert!(e.offset > at && e.offset < at + 40, "{e}");
+    }
 }

@@ -22,6 +22,29 @@ pub fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
         })
 }
 
+/// The values of the attributes `names` of `e`, in one pass over its attributes. Values without
+/// references or whitespace to normalize are borrowed, not copied.
+pub fn attrs<'a, const N: usize>(
+    e: &'a BytesStart<'_>,
+    names: [&str; N],
+) -> [Option<std::borrow::Cow<'a, str>>; N] {
+    let mut out = [const { None }; N];
+    for a in e.attributes().with_checks(false).flatten() {
+        let Some(i) = names.iter().position(|n| *n == a.key.local_name().as_ref()) else {
+            continue;
+        };
+        let plain = !a.value.contains(['&', '\t', '\n', '\r']);
+        out[i] = match (&a.value, plain) {
+            (std::borrow::Cow::Borrowed(v), true) => Some(std::borrow::Cow::Borrowed(*v)),
+            _ => a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| std::borrow::Cow::Owned(v.into_owned())),
+        };
+    }
+    out
+}
+
 /// Appends what an entity or character reference stands for.
 pub fn push_ref(out: &mut String, r: &BytesRef<'_>) {
     if let Ok(Some(c)) = r.resolve_char_ref() {
@@ -46,5 +69,9 @@ pub fn push_ref(out: &mut String, r: &BytesRef<'_>) {
 /// Metadata is UTF-8 by the rpm-md schema; old repositories sometimes carry Latin-1 bytes in
 /// descriptions, which must not stop a build.
 pub fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(data)
+    // The strict check is much faster than the lossy one's chunked scan on valid input.
+    match std::str::from_utf8(data) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(data),
+    }
 }
