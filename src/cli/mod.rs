@@ -107,6 +107,7 @@ enum Command {
     },
     /// Print the packages a recipe's base and extension resolve to, or, without a recipe, what
     /// installing --install packages from the --repo repositories takes; no payload is downloaded
+    /// unless --download-only
     Resolve {
         /// A recipe (*.toml); omit it to resolve --install against --repo
         path: Option<PathBuf>,
