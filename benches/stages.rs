@@ -132,6 +132,26 @@ fn main() {
     let (out, _) = time("diff: subtract base from tools", tools.len(), || {
         elsx::diff::subtract(&base, &tools, Default::default()).unwrap()
     });
+    // The same against the base's manifest (header digests), with only the extension's files.
+    let mut manifest = elsx::unpack::Manifest::default();
+    for (p, e) in &base.entries {
+        let mut e = e.clone();
+        if let Kind::File(d) = &e.kind {
+            let digest = elsx::unpack::FileDigest {
+                algo: rpm::DigestAlgorithm::Sha2_256,
+                hex: elsx::checksum::Algo::Sha256.digest_hex(d),
+                size: d.len() as u64,
+            };
+            manifest.digests.insert(p.clone(), digest);
+            e.kind = Kind::File(Arc::new(Vec::new()));
+        }
+        manifest.tree.entries.insert(p.clone(), e);
+    }
+    let ext = synthetic_tree(n, 1);
+    let (from_headers, _) = time("diff: subtract a manifest (sha256)", ext.len(), || {
+        elsx::diff::subtract_manifest(&manifest, &ext, Default::default()).unwrap()
+    });
+    assert_eq!(from_headers, out, "the manifest gives the same result");
 
     // write
     let dir = tempfile::tempdir().unwrap();

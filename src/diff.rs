@@ -116,12 +116,14 @@ pub fn subtract_dirs(
     let same = |path: &str, be: &Entry, te: &Entry| -> bool {
         match (&be.kind, &te.kind) {
             (Kind::File(_), Kind::File(_)) => {
+                let size = b.sizes.get(path).copied().unwrap_or(0);
                 let meta = be.mode == te.mode
                     && be.uid == te.uid
                     && be.gid == te.gid
                     && be.xattrs == te.xattrs
-                    && b.sizes.get(path) == t.sizes.get(path);
-                meta && files_equal(&base.join(path), &tools.join(path)).unwrap_or_else(|e| {
+                    && t.sizes.get(path) == Some(&size);
+                // A file that changes size while it is read is an error, not a verdict.
+                meta && files_equal(&base.join(path), &tools.join(path), size).unwrap_or_else(|e| {
                     failed.lock().expect("not poisoned").get_or_insert(e);
                     false
                 })
@@ -146,31 +148,29 @@ pub fn subtract_dirs(
     Ok((out, report))
 }
 
-/// Whether two files hold the same bytes.
-fn files_equal(a: &Path, b: &Path) -> Result<bool, std::io::Error> {
+/// Whether two files of `size` bytes (as the walk saw them) hold the same bytes.
+fn files_equal(a: &Path, b: &Path, size: u64) -> Result<bool, std::io::Error> {
     use std::io::Read;
-    /// Fills `buf` as far as the file goes.
-    fn fill(f: &mut fs_err::File, buf: &mut [u8]) -> Result<usize, std::io::Error> {
-        let mut n = 0;
-        while n < buf.len() {
-            match f.read(&mut buf[n..])? {
-                0 => break,
-                k => n += k,
-            }
-        }
-        Ok(n)
+    thread_local! {
+        /// Two chunk buffers per thread, reused for every pair of files.
+        static BUFS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+            std::cell::RefCell::new((vec![0; 1 << 16], vec![0; 1 << 16]));
     }
     let (mut fa, mut fb) = (fs_err::File::open(a)?, fs_err::File::open(b)?);
-    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-    loop {
-        let (na, nb) = (fill(&mut fa, &mut ba)?, fill(&mut fb, &mut bb)?);
-        if na != nb || ba[..na] != bb[..nb] {
-            return Ok(false);
+    BUFS.with(|bufs| {
+        let (ba, bb) = &mut *bufs.borrow_mut();
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(ba.len() as u64) as usize;
+            fa.read_exact(&mut ba[..n])?;
+            fb.read_exact(&mut bb[..n])?;
+            if ba[..n] != bb[..n] {
+                return Ok(false);
+            }
+            left -= n as u64;
         }
-        if na < ba.len() {
-            return Ok(true);
-        }
-    }
+        Ok(true)
+    })
 }
 
 /// Whether every digest of the manifest uses an algorithm [`subtract_manifest`] can compute.

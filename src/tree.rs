@@ -272,7 +272,10 @@ pub fn scan_dir(root: &std::path::Path) -> Result<Scanned, std::io::Error> {
             } else {
                 format!("{rel}/{name}")
             };
-            let md = fs_err::symlink_metadata(item.path())?;
+            // Relative to the directory (fstatat), not a walk of the whole path again.
+            let md = item
+                .metadata()
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", item.path().display())))?;
             here.push((rel, md));
         }
         let subdirs: Vec<Vec<Found>> = here
