@@ -32,7 +32,7 @@ enum Plan {
     /// Must pass.
     Run,
     /// Runs; a failure is reported and tolerated until the solver handles it (the reason says
-    /// what is missing). When such a case starts to pass the test says so: move it to `Run`.
+    /// what is missing). When such a case starts to pass the test prints a note: move it to `Run`.
     Fails(&'static str),
     /// Not run, for the reason given.
     Skip(&'static str),
@@ -139,11 +139,11 @@ fn libsolv_testcases() {
         "libsolv testcases: {pass} passing, {known} known failures, {skip} skipped, {} failing",
         failed.len()
     );
+    if !now_pass.is_empty() {
+        // Not a failure, so that the solver and this list can be merged in either order.
+        eprintln!("NOTE: cases listed as failing now pass, move them to Run: {now_pass:?}");
+    }
     assert!(failed.is_empty(), "failing cases:\n{}", failed.join("\n"));
-    assert!(
-        now_pass.is_empty(),
-        "cases listed as failing now pass, move them to Run: {now_pass:?}"
-    );
 }
 
 fn run_case(tc: &TestCase) -> Result<(), String> {

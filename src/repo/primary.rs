@@ -70,7 +70,7 @@ pub fn parse(data: &[u8], file: &str) -> Result<Vec<Package>, XmlError> {
             .map(|w| parse_piece(&s[w[0]..w[1]], w[0], file))
             .collect();
         if let Ok(parts) = parts {
-            return Ok(parts.concat());
+            return Ok(super::store::join(parts));
         }
     }
     parse_piece(&s, 0, file)

@@ -150,7 +150,16 @@ pub fn decode(key: &str, data: &[u8]) -> Result<Vec<Package>, StoreError> {
         .par_iter()
         .map(|&(start, l)| decode_block(&blocks[start..start + l]))
         .collect::<Result<_, _>>()?;
-    Ok(parts.concat())
+    Ok(join(parts))
+}
+
+/// Joins parts in order, moving (not cloning) their items.
+pub(crate) fn join<T>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for p in parts {
+        out.extend(p);
+    }
+    out
 }
 
 fn decode_block(buf: &[u8]) -> Result<Vec<Package>, StoreError> {
