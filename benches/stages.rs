@@ -1,13 +1,24 @@
-//! Per-stage benchmarks. `cargo bench --bench stages` runs them on inputs big enough to matter
-//! (the 63,440-package rpm-md repository in ../shared/data when `ELSX_DATA` points at it, and
-//! generated trees of 200,000 entries); `-- --smoke` runs every stage once on small inputs.
-//! Figures are printed, never asserted.
+//! Per-stage benchmarks. `cargo bench --bench stages` runs them on inputs big enough to matter:
+//! the 63,440-package rpm-md repository in ../shared/data when `ELSX_DATA` points at it
+//! (metadata, resolve), a repository of real RPMs with 72 MiB of generated payload made once with
+//! benches/race_specs.py, rpmbuild and createrepo_c (fetch from a server on 127.0.0.1, unpack),
+//! generated trees of 200,000 entries (diff, write) and a 256 MiB file system (package: GPT and
+//! dm-verity). `-- --smoke` runs every stage once on small inputs (the demo's RPMs). Where a
+//! reference tool does the same job (`rpm2cpio | cpio`, `veritysetup format`) its time is printed
+//! beside. Figures are printed, never asserted.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use elsx::cache::{Bucket, Cache};
 use elsx::compress::Codec;
+use elsx::fetch::{self, Fetcher};
 use elsx::repo::{primary, repomd, store};
 use elsx::resolve::{Pool, Request, dep::Dep};
 use elsx::tree::{Entry, Kind, Tree};
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +34,8 @@ fn time<T>(label: &str, items: usize, f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn load_primary(repo: &Path) -> Vec<primary::Package> {
+/// The packages of a repository's primary.xml, timed when `timed`.
+fn load_primary(repo: &Path, timed: bool) -> Vec<primary::Package> {
     let md = repomd::parse(
         &std::fs::read(repo.join("repodata/repomd.xml")).unwrap(),
         "repomd.xml",
@@ -31,9 +43,11 @@ fn load_primary(repo: &Path) -> Vec<primary::Package> {
     .unwrap();
     let href = &md.find("primary").unwrap().href;
     let raw = std::fs::read(repo.join(href)).unwrap();
-    let xml = time("metadata: decompress primary", 1, || {
-        Codec::from_file_name(href).decode_all(&raw).unwrap()
-    });
+    let decode = || Codec::from_file_name(href).decode_all(&raw).unwrap();
+    if !timed {
+        return primary::parse(&decode(), href).unwrap();
+    }
+    let xml = time("metadata: decompress primary", 1, decode);
     let pkgs = time("metadata: parse primary.xml", xml.len(), || {
         primary::parse(&xml, href).unwrap()
     });
@@ -68,6 +82,185 @@ fn synthetic_tree(n: usize, salt: u8) -> Tree {
     t
 }
 
+/// Runs a reference command, printing its time like [`time`]; `None` when the tool is missing.
+fn time_tool(label: &str, items: usize, cmd: &mut Command) -> Option<f64> {
+    let t = Instant::now();
+    let out = cmd.output().ok()?;
+    let s = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        println!(
+            "{label:<44} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return None;
+    }
+    println!(
+        "{label:<44} {items:>9} items {:>10.1} ms {:>12.0} items/s",
+        s * 1e3,
+        items as f64 / s.max(1e-9)
+    );
+    Some(s)
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A repository of real RPMs with generated payloads (race_specs.py, mkrepo.sh), made once.
+fn rpm_repo(root: &Path) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-rpms-v1");
+    if dir.join(".complete").exists() {
+        return dir;
+    }
+    support::require_tools(&["rpmbuild", "createrepo_c"]);
+    let specs = dir.with_extension("gen");
+    let _ = std::fs::remove_dir_all(&specs);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("generating {} (once)", dir.display());
+    let args = ["--base", "6", "--base-mib", "12", "--tools", "0"];
+    support::run_tool(
+        Command::new("python3")
+            .arg(root.join("benches/race_specs.py"))
+            .arg(&specs)
+            .args(args),
+    );
+    support::run_tool(
+        Command::new("bash")
+            .arg(root.join("scripts/mkrepo.sh"))
+            .arg(specs.join("specs"))
+            .arg(&dir),
+    );
+    let _ = std::fs::remove_dir_all(&specs);
+    std::fs::write(dir.join(".complete"), "").unwrap();
+    dir
+}
+
+/// fetch: every package of `repo` from a server on 127.0.0.1 into an empty cache, verified,
+/// with as many downloads at once as the build uses.
+fn bench_fetch(repo: &Path, pkgs: &[primary::Package]) {
+    let server = support::HttpServer::start(repo);
+    let cache = tempfile::tempdir().unwrap();
+    let fetcher = Fetcher::new(Cache::new(cache.path().to_owned()), false);
+    let bytes: u64 = pkgs.iter().map(|p| p.size).sum();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(6)
+        .build()
+        .unwrap();
+    let s = Instant::now();
+    time("fetch: RPMs over HTTP on 127.0.0.1", pkgs.len(), || {
+        pool.install(|| {
+            pkgs.par_iter().for_each(|p| {
+                let url = fetch::join(&server.url(), &p.location);
+                fetcher
+                    .get_verified(
+                        &url,
+                        &p.checksum,
+                        Bucket::Rpms,
+                        &elsx::report::Silent,
+                        elsx::report::Stage::Fetch,
+                        &p.name,
+                    )
+                    .unwrap();
+            })
+        })
+    });
+    println!(
+        "  {:.1} MiB, {:.0} MiB/s",
+        bytes as f64 / 1048576.0,
+        bytes as f64 / 1048576.0 / s.elapsed().as_secs_f64()
+    );
+}
+
+/// unpack: every RPM in parallel, in memory, as the build does; `rpm2cpio | cpio -idm` on as
+/// many CPUs beside.
+fn bench_unpack(rpms: &[PathBuf], rounds: usize) {
+    let bytes = time(
+        "unpack: RPMs (parallel, in memory)",
+        rpms.len() * rounds,
+        || {
+            let mut bytes = 0;
+            for _ in 0..rounds {
+                bytes = rpms
+                    .par_iter()
+                    .map(|r| elsx::unpack::unpack_file(r).unwrap().0.content_bytes())
+                    .sum::<u64>();
+            }
+            bytes
+        },
+    );
+    println!("  {:.1} MiB of content per round", bytes as f64 / 1048576.0);
+    if !have("rpm2cpio") || !have("cpio") {
+        return;
+    }
+    let dest = tempfile::tempdir().unwrap();
+    time("unpack: reference rpm2cpio | cpio -idm", rpms.len(), || {
+        rpms.par_iter().enumerate().for_each(|(i, r)| {
+            let d = dest.path().join(i.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            support::run_tool(
+                Command::new("sh")
+                    .arg("-c")
+                    .arg("rpm2cpio \"$0\" | cpio -idm --quiet --no-absolute-filenames")
+                    .arg(r)
+                    .current_dir(&d),
+            );
+        })
+    });
+}
+
+/// package: a GPT disk image with a dm-verity hash partition around `mib` MiB of file system;
+/// `veritysetup format` on the same bytes beside.
+fn bench_package(mib: usize) {
+    // Pseudo-random bytes: hashing costs the same whatever they are.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..mib << 17)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("ddi.raw");
+    let label = format!("package: GPT + dm-verity of {mib} MiB");
+    time(&label, data.len() / 4096, || {
+        elsx::write::atomic_write(&img, |f| {
+            elsx::package::write_ddi(
+                &data,
+                "x86_64",
+                elsx::package::VerityMode::Hash,
+                None,
+                b"bench",
+                f,
+            )
+            .map(|_| ())
+            .map_err(|e| elsx::write::WriteError::Io {
+                path: "ddi.raw".into(),
+                source: std::io::Error::other(e),
+            })
+        })
+        .unwrap()
+    });
+    if !have("veritysetup") {
+        return;
+    }
+    let fs = dir.path().join("fs");
+    std::fs::write(&fs, &data).unwrap();
+    time_tool(
+        "package: reference veritysetup format",
+        data.len() / 4096,
+        Command::new("veritysetup")
+            .arg("format")
+            .arg(&fs)
+            .arg(dir.path().join("hash")),
+    );
+}
+
 fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -87,7 +280,7 @@ fn main() {
         ),
         None => (root.join("examples/demo/repo"), vec!["demo-tool"]),
     };
-    let pkgs = load_primary(&repo);
+    let pkgs = load_primary(&repo, true);
     let n = pkgs.len();
     let pool = time("resolve: build pool", n, || {
         Pool::new(vec![("bench".into(), 99, pkgs)], "x86_64")
@@ -109,20 +302,19 @@ fn main() {
         }
     }
 
-    // unpack: the demo's real RPMs
-    let rpms: Vec<PathBuf> = walkdir::WalkDir::new(root.join("examples/demo/repo"))
+    // fetch, unpack: real RPMs (the demo's when smoking, generated ones otherwise)
+    let repo = if smoke {
+        root.join("examples/demo/repo")
+    } else {
+        rpm_repo(&root)
+    };
+    let rpms: Vec<PathBuf> = walkdir::WalkDir::new(&repo)
         .into_iter()
         .filter_map(|e| e.ok().map(|e| e.into_path()))
         .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
         .collect();
-    let rounds = if smoke { 1 } else { 50 };
-    time("unpack: demo RPMs", rpms.len() * rounds, || {
-        for _ in 0..rounds {
-            for r in &rpms {
-                elsx::unpack::unpack_file(r).unwrap();
-            }
-        }
-    });
+    bench_fetch(&repo, &load_primary(&repo, false));
+    bench_unpack(&rpms, if smoke { 1 } else { 3 });
 
     // diff
     let n = if smoke { 10_000 } else { 200_000 };
@@ -168,4 +360,7 @@ fn main() {
         bytes >> 20,
         size >> 10
     );
+
+    // package
+    bench_package(if smoke { 4 } else { 256 });
 }

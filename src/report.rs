@@ -10,6 +10,7 @@ pub enum Stage {
     Unpack,
     Diff,
     Write,
+    Package,
 }
 
 impl Stage {
@@ -21,6 +22,7 @@ impl Stage {
             Stage::Unpack => "unpack",
             Stage::Diff => "diff",
             Stage::Write => "write",
+            Stage::Package => "package",
         }
     }
 }

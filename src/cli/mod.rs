@@ -44,7 +44,8 @@ enum Command {
         /// Print each image's resolved settings and where each came from (file:line), then stop
         #[arg(long)]
         explain: bool,
-        /// Print per-stage wall time, items, bytes and cache hits at the end (always in --json)
+        /// Print per-stage wall time, items, bytes and cache hits on stderr at the end (--json
+        /// always has them)
         #[arg(long)]
         timings: bool,
     },
@@ -520,10 +521,11 @@ fn run(cli: &Cli) -> Result<()> {
                         &serde_json::json!({ "images": summaries }),
                     )?;
                     writeln!(out)?;
-                    return Ok(());
                 }
                 for s in &summaries {
-                    print_build(cli, s)?;
+                    if !cli.json {
+                        print_build(cli, s)?;
+                    }
                     if *timings {
                         print_timings(s);
                     }
@@ -536,7 +538,7 @@ fn run(cli: &Cli) -> Result<()> {
             let spec = load_spec(path, &opts)?;
             let summary = pipeline::build(&spec, &opts, reporter(cli).as_ref())?;
             print_build(cli, &summary)?;
-            if *timings && !cli.json {
+            if *timings {
                 print_timings(&summary);
             }
             Ok(())
@@ -735,7 +737,7 @@ fn print_build(cli: &Cli, s: &BuildSummary) -> Result<()> {
     Ok(())
 }
 
-/// The per-stage table, on stderr (stdout carries the result).
+/// The per-stage table, on stderr (stdout carries the result, JSON or not).
 fn print_timings(s: &BuildSummary) {
     eprintln!(
         "{:<10} {:>9} {:>9} {:>11} {:>7}",

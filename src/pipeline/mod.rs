@@ -623,11 +623,13 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
     let unpacked = fetch_and_unpack(&res, &all, headers_only, &fetcher, opts, r, &mut timings)?;
 
     // stage: base and tools trees, skeleton and extra trees, scripts, extension-release.
+    // Timed with the subtraction below as the diff stage, so the stages add up to the build.
     r.event(Event::StageStarted {
         stage: Stage::Diff,
         items: 0,
         bytes: 0,
     });
+    let staging = Instant::now();
     let nbase = res.base.len();
     let mut base = unpack::Manifest {
         tree: match &spec.base {
@@ -703,6 +705,9 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
             })
         }
     })?;
+    if let Some(t) = timings.last_mut() {
+        t.seconds = staging.elapsed().as_secs_f64();
+    }
     if opts.source_date_epoch.is_some() {
         out_tree.clamp_mtimes(epoch);
     }
@@ -723,7 +728,6 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
         0,
     );
     let (image, bytes, ddi) = write_output(spec, &out_tree, epoch, r, &mut timings)?;
-    count(&mut timings, 1, bytes, 0);
     let directories = out_tree.entries.values().filter(|e| e.is_dir()).count();
     Ok(BuildSummary {
         image,
@@ -800,54 +804,79 @@ fn write_output(
         items: 1,
         bytes: t.content_bytes(),
     });
-    timed(timings, Stage::Write, r, || match out.kind {
+    match out.kind {
         OutputKind::Directory => {
             let dest = out.dir.join(&out.name);
-            // Written beside its final place and renamed, replacing an earlier build.
+            // Written beside its final place (write), then renamed, replacing an earlier build
+            // (package).
             let tmp = out.dir.join(format!(".{}.elsx-tmp", out.name));
-            if tmp.exists() {
-                fs_err::remove_dir_all(&tmp)?;
-            }
-            fs_err::create_dir_all(&out.dir)?;
-            tree::write_dir(t, &tmp)?;
-            if dest.exists() {
-                fs_err::remove_dir_all(&dest)?;
-            }
-            fs_err::rename(&tmp, &dest)?;
+            timed(timings, Stage::Write, r, || {
+                if tmp.exists() {
+                    fs_err::remove_dir_all(&tmp)?;
+                }
+                fs_err::create_dir_all(&out.dir)?;
+                tree::write_dir(t, &tmp)?;
+                Ok(())
+            })?;
+            count(timings, t.len() as u64, t.content_bytes(), 0);
+            r.event(Event::StageStarted {
+                stage: Stage::Package,
+                items: 1,
+                bytes: 0,
+            });
+            timed(timings, Stage::Package, r, || {
+                if dest.exists() {
+                    fs_err::remove_dir_all(&dest)?;
+                }
+                Ok(fs_err::rename(&tmp, &dest)?)
+            })?;
+            count(timings, 1, t.content_bytes(), 0);
             Ok((dest, t.content_bytes(), None))
         }
         OutputKind::Sysext { fs, ddi, verity } => {
             let image = out.dir.join(format!("{}.raw", out.name));
-            // UUIDs and the verity salt are derived from the image name: stable across rebuilds.
-            let seed = format!("{}\0{}", out.name, spec.arch);
+            let fs_bytes = timed(timings, Stage::Write, r, || write_fs(t, fs, epoch))?;
+            count(timings, t.len() as u64, fs_bytes.len() as u64, 0);
+            r.event(Event::StageStarted {
+                stage: Stage::Package,
+                items: 1,
+                bytes: fs_bytes.len() as u64,
+            });
             let signer = match &out.signing {
                 Some(files) if verity == package::VerityMode::Signed => {
                     Some(package::sign::Signer::load(files)?)
                 }
                 _ => None,
             };
-            let (bytes, info) = write_image(
-                t,
-                fs,
-                ddi,
-                verity,
-                signer.as_ref(),
-                &spec.arch,
-                seed.as_bytes(),
-                &image,
-                epoch,
-            )?;
-            if out.symlink {
-                let link = out.dir.join(&out.name);
-                if link.symlink_metadata().is_ok() {
-                    fs_err::remove_file(&link)?;
+            let (bytes, info) = timed(timings, Stage::Package, r, || {
+                // UUIDs and the verity salt are derived from the image name: stable across
+                // rebuilds.
+                let seed = format!("{}\0{}", out.name, spec.arch);
+                let written = package_image(
+                    &fs_bytes,
+                    ddi,
+                    verity,
+                    signer.as_ref(),
+                    &spec.arch,
+                    seed.as_bytes(),
+                    &image,
+                )?;
+                if out.symlink {
+                    let link = out.dir.join(&out.name);
+                    if link.symlink_metadata().is_ok() {
+                        fs_err::remove_file(&link)?;
+                    }
+                    std::os::unix::fs::symlink(format!("{}.raw", out.name), &link)
+                        .with_context(|| format!("creating the symlink {}", link.display()))?;
                 }
-                std::os::unix::fs::symlink(format!("{}.raw", out.name), &link)
-                    .with_context(|| format!("creating the symlink {}", link.display()))?;
-            }
+                Ok(written)
+            })?;
+            // Items: the partitions of a disk image, or the bare file system.
+            let parts = info.as_ref().map_or(1, |i| i.partitions.len() as u64);
+            count(timings, parts, bytes, 0);
             Ok((image, bytes, info))
         }
-    })
+    }
 }
 
 /// Writes a tree as an image at `dest` (never half-written under that name): a bare file system,
@@ -865,10 +894,24 @@ pub fn write_image(
     epoch: u64,
 ) -> Result<(u64, Option<package::DdiInfo>)> {
     let fs_bytes = write_fs(t, fs, epoch)?;
+    package_image(&fs_bytes, ddi, verity, signer, rpm_arch, seed, dest)
+}
+
+/// The package stage: a file system image written at `dest` as it is, or wrapped in a GPT disk
+/// image (with dm-verity when asked); returns the bytes written.
+fn package_image(
+    fs_bytes: &[u8],
+    ddi: bool,
+    verity: package::VerityMode,
+    signer: Option<&package::sign::Signer>,
+    rpm_arch: &str,
+    seed: &[u8],
+    dest: &Path,
+) -> Result<(u64, Option<package::DdiInfo>)> {
     let mut info = None;
     let bytes = if !ddi {
         write::atomic_write(dest, |f| {
-            f.write_all(&fs_bytes).map_err(|e| write::WriteError::Io {
+            f.write_all(fs_bytes).map_err(|e| write::WriteError::Io {
                 path: dest.display().to_string(),
                 source: e,
             })
@@ -876,7 +919,7 @@ pub fn write_image(
     } else {
         write::atomic_write(dest, |f| {
             info = Some(package::write_ddi(
-                &fs_bytes, rpm_arch, verity, signer, seed, f,
+                fs_bytes, rpm_arch, verity, signer, seed, f,
             )?);
             Ok(())
         })?
