@@ -88,6 +88,8 @@ struct Solver<'p> {
     /// Open choices (libsolv's branches): candidates, whether each was tried, and the level
     /// the choice was made on.
     branches: Vec<Branch>,
+    /// Packages with supplements, in id order (the only ones weak resolution looks at).
+    supplementers: Vec<usize>,
 }
 
 struct Branch {
@@ -792,18 +794,20 @@ impl<'p> Solver<'p> {
         let pool = self.pool;
         let mut dq: Vec<usize> = Vec::new();
         let mut dqs: Vec<usize> = Vec::new();
-        for p in 0..pool.solvables.len() {
-            if self.dm[p] < 0 {
+        for k in 0..self.trail.len() {
+            let l = self.trail[k];
+            if l < 0 || self.installed[var(l)] {
                 continue;
             }
-            if self.dm[p] > 0 {
-                if self.installed[p] {
-                    continue;
-                }
-                for d in &pool.solvables[p].pkg.recommends {
-                    self.recommended_candidates(d, None, &mut dq);
-                }
-            } else if self.supplementing(p) {
+            for d in &pool.solvables[var(l)].pkg.recommends {
+                self.recommended_candidates(d, None, &mut dq);
+            }
+        }
+        dq.sort_unstable();
+        dq.dedup();
+        for k in 0..self.supplementers.len() {
+            let p = self.supplementers[k];
+            if self.dm[p] == 0 && self.supplementing(p) {
                 dqs.push(p);
             }
         }
@@ -1091,6 +1095,9 @@ pub fn solve(pool: &Pool, req: &Request) -> Result<Vec<usize>, Vec<Problem>> {
         recommended: vec![false; n],
         recommends_index: 0,
         branches: Vec::new(),
+        supplementers: (0..n)
+            .filter(|&p| !pool.solvables[p].pkg.supplements.is_empty())
+            .collect(),
     };
     let mut problems = Vec::new();
     let jobs: Vec<Vec<usize>> = req
