@@ -21,9 +21,11 @@ use std::process::{Command, Stdio};
 const BIG: &[&str] = &["gnome-core", "kde-full", "libreoffice", "texlive-full"];
 
 /// Jobs where elsx still picks other alternatives than libsolv, listed so that every other job
-/// must agree. kde-full (without recommends): libsolv ends with pulseaudio and cron where
-/// elsx ends with pipewire-pulse and bcron (23 of 1,160 packages); the rule that decides it is
-/// not found yet.
+/// must agree. kde-full (without recommends): libsolv takes pulseaudio over pipewire-pulse and
+/// cron over anacron/bcron (23 of 1,160 packages differ) because of `prefer_suggested` in
+/// policy.c: candidates that installed packages Suggest (libpulse0 suggests pulseaudio,
+/// adduser suggests cron) go first. primary.xml's `<rpm:suggests>` is not read into
+/// `repo::primary::Package` yet, so elsx cannot apply that rule.
 const KNOWN_DIFFERENT: &[&str] = &["kde-full"];
 
 fn data() -> Option<PathBuf> {
