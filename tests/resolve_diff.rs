@@ -1,0 +1,231 @@
+//! Differential test of the resolver against libsolv's `testsolv` (what zypper uses) on the
+//! same metadata: the 63,440 Debian 12 packages converted to rpm-md in ../shared/data.
+//!
+//! Gated by `ELSX_DATA` (scripts/test.sh sets it to ../shared/data): without it the test says
+//! so and does nothing; with it set to a folder without the data it fails. The metadata is
+//! converted with `rpmmd2solv`, every job goes into one testcase (`nextjob` sections, `system
+//! x86_64 rpm`), and the install sets must be identical. The jobs are the big desktop and office
+//! sets plus package names picked at a fixed stride over the sorted names; `ELSX_DIFF_JOBS`
+//! sets how many (default 8 in a debug build, 400 in a release build:
+//! `cargo test --release --test resolve_diff -- --nocapture` prints the agreement rate).
+
+mod support;
+
+use elsx::compress::Codec;
+use elsx::repo::{primary, repomd};
+use elsx::resolve::{Pool, Request, dep::Dep};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const BIG: &[&str] = &["gnome-core", "kde-full", "libreoffice", "texlive-full"];
+
+/// Jobs where elsx still picks other alternatives than libsolv, listed so that every other job
+/// must agree. kde-full (without recommends): libsolv takes pulseaudio over pipewire-pulse and
+/// cron over anacron/bcron (23 of 1,160 packages differ) because of `prefer_suggested` in
+/// policy.c: candidates that installed packages Suggest (libpulse0 suggests pulseaudio,
+/// adduser suggests cron) go first. primary.xml's `<rpm:suggests>` is not read into
+/// `repo::primary::Package` yet, so elsx cannot apply that rule.
+const KNOWN_DIFFERENT: &[&str] = &["kde-full"];
+
+fn data() -> Option<PathBuf> {
+    let Some(dir) = std::env::var_os("ELSX_DATA") else {
+        eprintln!("SKIPPED: ELSX_DATA is not set (scripts/test.sh sets it to ../shared/data)");
+        return None;
+    };
+    let dir = PathBuf::from(dir).join("debian-bookworm-rpmmd");
+    assert!(
+        dir.join("repodata/repomd.xml").is_file(),
+        "ELSX_DATA: {} has no repodata/repomd.xml",
+        dir.display()
+    );
+    Some(dir)
+}
+
+/// The decompressed primary.xml of a repository.
+fn primary_xml(repo: &Path) -> Vec<u8> {
+    let md_path = repo.join("repodata/repomd.xml");
+    let md = repomd::parse(&std::fs::read(&md_path).unwrap(), "repomd.xml").unwrap();
+    let prim = md.find("primary").expect("primary listed");
+    let raw = std::fs::read(repo.join(&prim.href)).unwrap();
+    Codec::from_file_name(&prim.href).decode_all(&raw).unwrap()
+}
+
+fn nevra(p: &primary::Package) -> String {
+    let e = p.evr.epoch.filter(|&e| e != 0);
+    let mut s = format!("{}-", p.name);
+    if let Some(e) = e {
+        s.push_str(&format!("{e}:"));
+    }
+    s.push_str(&p.evr.version);
+    if let Some(r) = &p.evr.release {
+        s.push_str(&format!("-{r}"));
+    }
+    format!("{s}.{}", p.arch)
+}
+
+/// What one solver said about one job: the packages to install, or that it is unsolvable.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Install(BTreeSet<String>),
+    Unsolvable,
+}
+
+/// Runs every job through testsolv in one testcase; answers in job order.
+fn testsolv(solv: &Path, jobs: &[(String, bool)], dir: &Path) -> Vec<Answer> {
+    let mut t = String::new();
+    for (i, (name, recommends)) in jobs.iter().enumerate() {
+        if i == 0 {
+            t.push_str(&format!(
+                "repo debian 99 solv {}\n",
+                solv.file_name().unwrap().to_string_lossy()
+            ));
+            t.push_str("system x86_64 rpm\n");
+        } else {
+            t.push_str("nextjob\n");
+        }
+        if !recommends {
+            t.push_str("solverflags ignorerecommended\n");
+        }
+        t.push_str(&format!(
+            "job install name {name}\nresult transaction,problems <inline>\n"
+        ));
+    }
+    let path = dir.join("jobs.t");
+    std::fs::write(&path, t).unwrap();
+    // testsolv exits 1 when a result differs from the (empty) expected one
+    let out = Command::new("testsolv")
+        .arg(&path)
+        .output()
+        .expect("running testsolv");
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "testsolv failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut answers: Vec<Answer> = Vec::new();
+    let mut cur: Option<Answer> = None;
+    let single = jobs.len() == 1;
+    for line in text.lines() {
+        if line.starts_with("test ") || (single && line == "Results differ:" && cur.is_none()) {
+            answers.extend(cur.take());
+            cur = Some(Answer::Install(BTreeSet::new()));
+        } else if let Some(rest) = line.strip_prefix("+install ") {
+            let nevra = rest.rsplit_once('@').map_or(rest, |(n, _)| n);
+            if let Some(Answer::Install(set)) = cur.as_mut() {
+                set.insert(nevra.to_owned());
+            }
+        } else if line.starts_with("+problem ") {
+            cur = Some(Answer::Unsolvable);
+        }
+    }
+    answers.extend(cur);
+    assert_eq!(
+        answers.len(),
+        jobs.len(),
+        "testsolv answered {} of {} jobs:\n{text}",
+        answers.len(),
+        jobs.len()
+    );
+    answers
+}
+
+/// The jobs: the big sets, then names at a fixed stride over the sorted package names.
+fn pick_jobs(pool: &Pool, count: usize) -> Vec<String> {
+    let names: BTreeSet<&str> = pool.solvables.iter().map(|s| s.pkg.name.as_str()).collect();
+    let names: Vec<&str> = names.into_iter().collect();
+    let stride = (names.len() / count.max(1)).max(1);
+    let mut jobs: Vec<String> = BIG.iter().map(|s| s.to_string()).collect();
+    jobs.extend(
+        names
+            .iter()
+            .step_by(stride)
+            .take(count)
+            .map(|s| s.to_string()),
+    );
+    jobs
+}
+
+#[test]
+fn agrees_with_testsolv_on_debian() {
+    let Some(repo) = data() else { return };
+    support::require_tools(&["testsolv", "rpmmd2solv"]);
+    let count: usize = std::env::var("ELSX_DIFF_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) { 8 } else { 400 });
+    let xml = primary_xml(&repo);
+    let tmp = tempfile::tempdir().unwrap();
+    let solv = tmp.path().join("debian.solv");
+    let mut child = Command::new("rpmmd2solv")
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&solv).unwrap())
+        .spawn()
+        .expect("running rpmmd2solv");
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&xml).unwrap();
+    }
+    assert!(child.wait().unwrap().success(), "rpmmd2solv failed");
+
+    let t0 = std::time::Instant::now();
+    let pkgs = primary::parse(&xml, "primary.xml").unwrap();
+    eprintln!("resolve_diff: primary parsed in {:?}", t0.elapsed());
+    let pool = Pool::new(vec![("debian".into(), 99, pkgs)], "x86_64");
+    let jobs: Vec<(String, bool)> = pick_jobs(&pool, count)
+        .into_iter()
+        .map(|n| (n, false))
+        .collect();
+    // Weak dependencies (recommends on) are not compared here yet: elsx's weak resolution
+    // still takes minutes on these sets.
+
+    let t0 = std::time::Instant::now();
+    let theirs = testsolv(&solv, &jobs, tmp.path());
+    eprintln!("resolve_diff: testsolv answered in {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    let mut agree = 0;
+    let mut differ: BTreeMap<String, String> = BTreeMap::new();
+    for ((name, recommends), want) in jobs.iter().zip(&theirs) {
+        let got = match pool.solve(&Request {
+            install: vec![Dep::name(name)],
+            installed: vec![],
+            recommends: *recommends,
+        }) {
+            Ok(set) => Answer::Install(set.iter().map(|&i| nevra(&pool.get(i).pkg)).collect()),
+            Err(_) => Answer::Unsolvable,
+        };
+        if &got == want {
+            agree += 1;
+            continue;
+        }
+        let what = match (&got, want) {
+            (Answer::Install(a), Answer::Install(b)) => format!(
+                "elsx only: {:?}; testsolv only: {:?}",
+                a.difference(b).collect::<Vec<_>>(),
+                b.difference(a).collect::<Vec<_>>()
+            ),
+            _ => format!("elsx: {got:?}; testsolv: {want:?}"),
+        };
+        let key = format!("{name}{}", if *recommends { " (recommends)" } else { "" });
+        differ.insert(key, what);
+    }
+    eprintln!("resolve_diff: elsx answered in {:?}", t0.elapsed());
+    eprintln!(
+        "resolve_diff: {agree} of {} jobs agree with testsolv ({:.1}%)",
+        jobs.len(),
+        100.0 * agree as f64 / jobs.len() as f64
+    );
+    for (k, v) in &differ {
+        eprintln!("  {k}: {v}");
+    }
+    let unexpected: Vec<&String> = differ
+        .keys()
+        .filter(|k| !KNOWN_DIFFERENT.contains(&k.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{} jobs differ from testsolv: {unexpected:?}",
+        unexpected.len()
+    );
+}
