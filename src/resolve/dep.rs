@@ -105,10 +105,15 @@ impl Dep {
         match pevr.cmp_match(revr) {
             Ordering::Less => pc.greater() || rc.less(),
             Ordering::Greater => pc.less() || rc.greater(),
+            // Equal up to a release only one side names: as libsolv's pool_intersect_evrs,
+            // the side without a release covers every release when it includes `=`
+            // (`B < 2-1` and `B > 2-1` both meet `B = 2`).
             Ordering::Equal => {
                 (pc.equal() && rc.equal())
                     || (pc.less() && rc.less())
                     || (pc.greater() && rc.greater())
+                    || (pevr.release.is_none() && revr.release.is_some() && pc.equal())
+                    || (pevr.release.is_some() && revr.release.is_none() && rc.equal())
             }
         }
     }
