@@ -110,6 +110,25 @@ pub struct Output {
     /// dm-verity (needs `ddi = true`): `none` or `hash`.
     #[serde(default)]
     pub verity: crate::package::VerityMode,
+    /// `ALG[:LEVEL]`, e.g. `zstd:15` (squashfs) or `lz4hc:12` (erofs).
+    pub compress: Option<String>,
+    /// squashfs data block size in bytes (default 131072).
+    pub block_size: Option<u32>,
+}
+
+impl Output {
+    /// The file system these settings describe; the error names what is wrong with them.
+    pub fn fs_type(&self) -> Result<crate::pipeline::spec::FsType, String> {
+        let compress = match &self.compress {
+            Some(c) => Some(c.parse::<crate::write::Compress>()?),
+            None => None,
+        };
+        crate::pipeline::spec::FsType::new(
+            self.format == Format::Squashfs,
+            compress.as_ref(),
+            self.block_size,
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +178,14 @@ pub fn parse(text: &str, file: &str) -> Result<Recipe, RecipeError> {
             "verity",
             "verity needs a disk image: set ddi = true".into(),
         ));
+    }
+    if let Err(e) = recipe.output.fs_type() {
+        let key = if recipe.output.compress.is_some() && !e.contains("block") {
+            "compress"
+        } else {
+            "block-size"
+        };
+        return Err(at(key, e));
     }
     Ok(recipe)
 }

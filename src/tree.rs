@@ -223,10 +223,12 @@ fn normalize_lexically(path: &str) -> Option<String> {
 }
 
 /// Reads a directory on disk into a tree (for extra trees and existing base trees). Symlinks are
-/// recorded, never followed.
+/// recorded, never followed; hard links share their content `Arc`; xattrs are kept.
 pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut t = Tree::new();
+    let mut links: std::collections::HashMap<(u64, u64), Arc<Vec<u8>>> =
+        std::collections::HashMap::new();
     for item in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
         let item = item.map_err(|e| {
             let path = e
@@ -255,6 +257,16 @@ pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
                     .to_string_lossy()
                     .into_owned(),
             )
+        } else if ft.is_file() && md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            match links.get(&key) {
+                Some(data) => Kind::File(data.clone()),
+                None => {
+                    let data = Arc::new(fs_err::read(item.path())?);
+                    links.insert(key, data.clone());
+                    Kind::File(data)
+                }
+            }
         } else if ft.is_file() {
             Kind::File(Arc::new(fs_err::read(item.path())?))
         } else if ft.is_char_device() || ft.is_block_device() {
@@ -281,11 +293,31 @@ pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
                 uid: md.uid(),
                 gid: md.gid(),
                 mtime: md.mtime().max(0) as u64,
-                xattrs: BTreeMap::new(),
+                xattrs: read_xattrs(item.path())?,
             },
         );
     }
     Ok(t)
+}
+
+/// The extended attributes of a file itself (never of a symlink's target); none where the file
+/// system has no xattr support.
+fn read_xattrs(path: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>, std::io::Error> {
+    let mut out = BTreeMap::new();
+    let names = match xattr::list(path) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(95) => return Ok(out), // EOPNOTSUPP
+        Err(e) => return Err(std::io::Error::other(format!("{}: {e}", path.display()))),
+    };
+    for name in names {
+        let Some(name) = name.to_str() else { continue };
+        if let Some(v) = xattr::get(path, name)
+            .map_err(|e| std::io::Error::other(format!("{}: {name}: {e}", path.display())))?
+        {
+            out.insert(name.to_owned(), v);
+        }
+    }
+    Ok(out)
 }
 
 /// Writes a tree into the directory `dest` (created if missing), as mkosi's `Format=directory`

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod trees;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
