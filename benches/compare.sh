@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tree=${1:-/usr/share}
-cargo build --release --quiet
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
 elsx=target/release/elsx
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
