@@ -135,8 +135,14 @@ mod tests {
     #[test]
     fn every_codec_shrinks_text_and_leaves_noise() {
         let text = b"squashfs ".repeat(2000);
-        let noise: Vec<u8> = (0..4096u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
             .collect();
         for c in [
             Compression::Gzip(9),
