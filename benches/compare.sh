@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Side-by-side: elsx's writers against the C tools on the same tree, in one run.
 #   benches/compare.sh [TREE]     (default: /usr/share; DESIGN.md suggests a copy of /usr)
+#   REPEAT=N (runs per pair, default 2), ONLY="zstd xz gzip lz4hc" (which pairs)
 # Prints wall time and size of each, and the ratios elsx / reference. Never fails on a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tree=${1:-/usr/share}
-cargo build --release --quiet
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
 elsx=target/release/elsx
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -31,12 +32,38 @@ row() { # name elsx_seconds elsx_file ref_seconds ref_file
         "$(awk -v a="$esz" -v b="$rsz" 'BEGIN { print a / b }')"
 }
 
-# squashfs, zstd level 15, 128 KiB blocks (elsx's build default) against mksquashfs on 2 CPUs.
-es=$(run "$elsx" pack "$tree" -o "$out/e.sqfs" --fs squashfs)
-rs=$(run mksquashfs "$tree" "$out/r.sqfs" -comp zstd -Xcompression-level 15 -b 131072 -processors "$(nproc)" -noappend -no-progress)
-row "squashfs zstd-15" "$es" "$out/e.sqfs" "$rs" "$out/r.sqfs"
+# Each pair runs back to back, REPEAT times (default 2), so load from others on the machine hits
+# both sides alike. elsx gets the same compressor, level and block size as the reference; the
+# reference runs with its defaults otherwise (mksquashfs: fragments, duplicate detection, NFS
+# export table; no tail packing, which elsx always does).
+repeat=${REPEAT:-2}
+jobs=$(nproc)
 
-# erofs lz4hc (level 9) against mkfs.erofs -zlz4hc.
-es=$(run "$elsx" pack "$tree" -o "$out/e.erofs" --fs erofs)
-rs=$(run mkfs.erofs -zlz4hc -T "$SOURCE_DATE_EPOCH" "$out/r.erofs" "$tree")
-row "erofs lz4hc" "$es" "$out/e.erofs" "$rs" "$out/r.erofs"
+squashfs() { # label elsx-compress mksquashfs-args...
+    local label=$1 comp=$2
+    shift 2
+    for _ in $(seq "$repeat"); do
+        es=$(run "$elsx" pack "$tree" -o "$out/e.sqfs" --fs squashfs --compress "$comp" --block-size 131072 -j "$jobs")
+        rs=$(run mksquashfs "$tree" "$out/r.sqfs" "$@" -b 131072 -processors "$jobs" -noappend -no-progress)
+        row "$label" "$es" "$out/e.sqfs" "$rs" "$out/r.sqfs"
+    done
+}
+
+erofs() { # label elsx-compress mkfs.erofs-args...
+    local label=$1 comp=$2
+    shift 2
+    for _ in $(seq "$repeat"); do
+        es=$(run "$elsx" pack "$tree" -o "$out/e.erofs" --fs erofs --compress "$comp" -j "$jobs")
+        rs=$(run mkfs.erofs "$@" -T "$SOURCE_DATE_EPOCH" "$out/r.erofs" "$tree")
+        row "$label" "$es" "$out/e.erofs" "$rs" "$out/r.erofs"
+    done
+}
+
+for what in ${ONLY:-zstd xz lz4hc}; do
+    case $what in
+    zstd) squashfs "squashfs zstd-15 128K" zstd:15 -comp zstd -Xcompression-level 15 ;;
+    xz) squashfs "squashfs xz 128K" xz -comp xz ;;
+    gzip) squashfs "squashfs gzip-9 128K" gzip:9 -comp gzip ;;
+    lz4hc) erofs "erofs lz4hc-9" lz4hc:9 -zlz4hc,9 ;;
+    esac
+done

@@ -115,6 +115,10 @@ pub struct Output {
     pub key: Option<String>,
     /// PEM certificate of that key, relative to the recipe.
     pub certificate: Option<String>,
+    /// `ALG[:LEVEL]`, e.g. `zstd:15` (squashfs) or `lz4hc:12` (erofs).
+    pub compress: Option<String>,
+    /// squashfs data block size in bytes (default 131072).
+    pub block_size: Option<u32>,
 }
 
 impl Output {
@@ -127,6 +131,19 @@ impl Output {
             key: dir.join(self.key.as_ref()?),
             certificate: dir.join(self.certificate.as_ref()?),
         })
+    }
+
+    /// The file system these settings describe; the error names what is wrong with them.
+    pub fn fs_type(&self) -> Result<crate::pipeline::spec::FsType, String> {
+        let compress = match &self.compress {
+            Some(c) => Some(c.parse::<crate::write::Compress>()?),
+            None => None,
+        };
+        crate::pipeline::spec::FsType::new(
+            self.format == Format::Squashfs,
+            compress.as_ref(),
+            self.block_size,
+        )
     }
 }
 
@@ -195,6 +212,14 @@ pub fn parse(text: &str, file: &str) -> Result<Recipe, RecipeError> {
             },
             "key and certificate sign the root hash: set verity = \"signed\"".into(),
         ));
+    }
+    if let Err(e) = recipe.output.fs_type() {
+        let key = if recipe.output.compress.is_some() && !e.contains("block") {
+            "compress"
+        } else {
+            "block-size"
+        };
+        return Err(at(key, e));
     }
     Ok(recipe)
 }

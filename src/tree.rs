@@ -227,20 +227,37 @@ fn normalize_lexically(path: &str) -> Option<String> {
 }
 
 /// Reads a directory on disk into a tree (for extra trees and existing base trees). Symlinks are
-/// recorded, never followed. Directories are walked and files read in parallel (rayon); the
-/// result does not depend on the order.
+/// recorded, never followed; hard links share their content `Arc`; xattrs are kept. Directories
+/// are walked and files read in parallel (rayon); the result does not depend on the order.
 pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
     use rayon::prelude::*;
     let mut s = scan_dir(root)?;
-    s.tree
+    // A hard-linked file is read once, under the first of its names in path order.
+    let mut first: std::collections::HashMap<(u64, u64), &str> = std::collections::HashMap::new();
+    for (rel, ino) in &s.inodes {
+        first
+            .entry(*ino)
+            .and_modify(|f| *f = (*f).min(rel.as_str()))
+            .or_insert(rel.as_str());
+    }
+    let read: std::collections::HashMap<String, Arc<Vec<u8>>> = s
+        .tree
         .entries
-        .par_iter_mut()
-        .try_for_each(|(rel, e)| -> Result<(), std::io::Error> {
-            if let Kind::File(_) = e.kind {
-                e.kind = Kind::File(Arc::new(fs_err::read(root.join(rel))?));
-            }
-            Ok(())
-        })?;
+        .par_iter()
+        .filter(|(rel, e)| {
+            matches!(e.kind, Kind::File(_))
+                && s.inodes
+                    .get(*rel)
+                    .is_none_or(|ino| first[ino] == rel.as_str())
+        })
+        .map(|(rel, _)| Ok((rel.clone(), Arc::new(fs_err::read(root.join(rel))?))))
+        .collect::<Result<_, std::io::Error>>()?;
+    for (rel, e) in s.tree.entries.iter_mut() {
+        if let Kind::File(_) = e.kind {
+            let owner = s.inodes.get(rel).map_or(rel.as_str(), |ino| first[ino]);
+            e.kind = Kind::File(read[owner].clone());
+        }
+    }
     Ok(s.tree)
 }
 
@@ -251,13 +268,15 @@ pub struct Scanned {
     pub tree: Tree,
     /// The size of each regular file.
     pub sizes: std::collections::HashMap<String, u64>,
+    /// Device and inode of each regular file with more than one name (hard links).
+    pub inodes: std::collections::HashMap<String, (u64, u64)>,
 }
 
 /// Walks a directory on disk (in parallel, symlinks never followed) and records every entry's
 /// metadata, without reading file contents.
 pub fn scan_dir(root: &std::path::Path) -> Result<Scanned, std::io::Error> {
     use rayon::prelude::*;
-    type Found = (String, Entry, u64);
+    type Found = (String, Entry, u64, Option<(u64, u64)>);
     fn walk(root: &std::path::Path, rel: &str) -> Result<Vec<Found>, std::io::Error> {
         let dir = root.join(rel);
         let mut here = Vec::new();
@@ -285,16 +304,21 @@ pub fn scan_dir(root: &std::path::Path) -> Result<Scanned, std::io::Error> {
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(here.len());
         for (rel, md) in here {
+            use std::os::unix::fs::MetadataExt;
             let (e, size) = entry_of(&root.join(&rel), &md)?;
-            out.push((rel, e, size));
+            let ino = (md.is_file() && md.nlink() > 1).then(|| (md.dev(), md.ino()));
+            out.push((rel, e, size, ino));
         }
         out.extend(subdirs.into_iter().flatten());
         Ok(out)
     }
     let mut s = Scanned::default();
-    for (rel, e, size) in walk(root, "")? {
+    for (rel, e, size, ino) in walk(root, "")? {
         if let Kind::File(_) = e.kind {
             s.sizes.insert(rel.clone(), size);
+        }
+        if let Some(ino) = ino {
+            s.inodes.insert(rel.clone(), ino);
         }
         s.tree.entries.insert(rel, e);
     }
@@ -337,10 +361,30 @@ fn entry_of(
             uid: md.uid(),
             gid: md.gid(),
             mtime: md.mtime().max(0) as u64,
-            xattrs: BTreeMap::new(),
+            xattrs: read_xattrs(path)?,
         },
         md.len(),
     ))
+}
+
+/// The extended attributes of a file itself (never of a symlink's target); none where the file
+/// system has no xattr support.
+fn read_xattrs(path: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>, std::io::Error> {
+    let mut out = BTreeMap::new();
+    let names = match xattr::list(path) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(95) => return Ok(out), // EOPNOTSUPP
+        Err(e) => return Err(std::io::Error::other(format!("{}: {e}", path.display()))),
+    };
+    for name in names {
+        let Some(name) = name.to_str() else { continue };
+        if let Some(v) = xattr::get(path, name)
+            .map_err(|e| std::io::Error::other(format!("{}: {name}: {e}", path.display())))?
+        {
+            out.insert(name.to_owned(), v);
+        }
+    }
+    Ok(out)
 }
 
 /// Writes a tree into the directory `dest` (created if missing), as mkosi's `Format=directory`

@@ -210,7 +210,7 @@ fn signed_ddi_is_verified_by_openssl_veritysetup_and_systemd_dissect() {
     support::require_tools(&["openssl", "veritysetup", "sfdisk", "systemd-dissect"]);
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
-    support::sample_tree(&tree, "signed");
+    support::sample_sysext_dir(&tree, "signed");
     let (key, cert) = support::openssl_key(dir.path(), "elsx-test");
     let (key_s, cert_s) = (key.to_str().unwrap(), cert.to_str().unwrap());
     for fs in ["squashfs", "erofs"] {
@@ -290,7 +290,7 @@ fn deferred_signature_partition_is_reserved_and_can_be_filled_offline() {
     support::require_tools(&["openssl", "sfdisk", "systemd-dissect"]);
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
-    support::sample_tree(&tree, "deferred");
+    support::sample_sysext_dir(&tree, "deferred");
     let img = dir.path().join("deferred.raw");
     let root_hash = pack_root_hash(
         &tree,
@@ -360,7 +360,7 @@ fn deferred_signature_partition_is_reserved_and_can_be_filled_offline() {
 fn signing_needs_a_matching_key_and_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
-    support::sample_tree(&tree, "keys");
+    support::sample_sysext_dir(&tree, "keys");
     let (key, cert) = support::openssl_key(dir.path(), "one");
     let (other_key, _) = support::openssl_key(dir.path(), "two");
     let (key, cert, other_key) = (

@@ -73,7 +73,7 @@ fn assert_release(report: &serde_json::Value, name: &str) {
 fn squashfs_listing_matches_unsquashfs() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
-    sample_tree(&tree, "sq");
+    sample_sysext_dir(&tree, "sq");
     let img = dir.path().join("sq.raw");
     pack(&tree, &img, &["--fs", "squashfs"]).assert_success();
     let report = inspect_json(&img);
@@ -148,7 +148,7 @@ fn erofs_listing_matches_dump_erofs() {
     require_tools(&["dump.erofs"]);
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
-    sample_tree(&tree, "ero");
+    sample_sysext_dir(&tree, "ero");
     // lz4hc from pack, and uncompressed through the library (plain and inline-tail files).
     let packed = dir.path().join("ero.raw");
     pack(&tree, &packed, &["--fs", "erofs"]).assert_success();
@@ -209,7 +209,7 @@ fn erofs_listing_matches_dump_erofs() {
 fn ddi_partitions_match_sfdisk_and_a_flipped_byte_names_partition_and_block() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
-    sample_tree(&tree, "ddi");
+    sample_sysext_dir(&tree, "ddi");
     let img = dir.path().join("ddi.raw");
     let packed = pack(
         &tree,
@@ -283,7 +283,7 @@ fn not_an_image_is_an_error_naming_the_file() {
 fn plain_and_arm64_disk_images() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
-    sample_tree(&tree, "plain");
+    sample_sysext_dir(&tree, "plain");
     let plain = dir.path().join("plain.raw");
     pack(
         &tree,

@@ -10,7 +10,7 @@ use support::*;
 fn pack_gives_the_same_bytes_whatever_the_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
-    sample_tree(&tree, "repro");
+    sample_sysext_dir(&tree, "repro");
     let (key, cert) = openssl_key(dir.path(), "repro");
     let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
     let modes: [&[&str]; 3] = [

@@ -96,7 +96,17 @@ enum Command {
         /// rpm architecture of the partition types (default: this machine's)
         #[arg(long, value_name = "ARCH")]
         arch: Option<String>,
-        /// Worker threads (default: the number of CPUs); the image is the same whatever N is
+        /// Compression: squashfs zstd[:1-22] (default zstd:15), xz[:0-9], gzip[:1-9], lz4,
+        /// lz4hc[:1-12]; erofs none, lz4, lz4hc[:1-12] (default lz4hc:9), lzma[:0-9]
+        #[arg(long, value_name = "ALG[:LEVEL]")]
+        compress: Option<crate::write::Compress>,
+        /// squashfs data block size in bytes, a power of two from 4096 to 1048576 (default 131072)
+        #[arg(long, value_name = "BYTES")]
+        block_size: Option<u32>,
+        /// Make every file owned by root (like mksquashfs -all-root)
+        #[arg(long)]
+        all_root: bool,
+        /// Compression threads (default: the number of CPUs; the image is the same whatever N)
         #[arg(short, long, value_name = "N")]
         jobs: Option<usize>,
     },
@@ -422,6 +432,9 @@ fn run(cli: &Cli) -> Result<()> {
             key,
             certificate,
             arch,
+            compress,
+            block_size,
+            all_root,
             jobs,
         } => {
             if !matches!(verity, VerityArg::None) && !ddi {
@@ -440,17 +453,18 @@ fn run(cli: &Cli) -> Result<()> {
                 (_, None, None) => None,
                 _ => bail!("--key and --certificate sign the root hash: add --verity signed"),
             };
-            // 0 lets rayon pick the number of CPUs.
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(jobs.unwrap_or(0))
-                .build()?;
-            let t = load_any_tree(dir)?;
-            let fs = match fs {
-                FsArg::Squashfs => pipeline::spec::FsType::Squashfs,
-                FsArg::Erofs => {
-                    pipeline::spec::FsType::Erofs(crate::write::erofs::Compression::Lz4hc(9))
+            let fs = pipeline::spec::FsType::new(
+                matches!(fs, FsArg::Squashfs),
+                compress.as_ref(),
+                *block_size,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut t = load_any_tree(dir)?;
+            if *all_root {
+                for e in t.entries.values_mut() {
+                    (e.uid, e.gid) = (0, 0);
                 }
-            };
+            }
             let verity = match verity {
                 VerityArg::None => crate::package::VerityMode::None,
                 VerityArg::Hash => crate::package::VerityMode::Hash,
@@ -471,6 +485,10 @@ fn run(cli: &Cli) -> Result<()> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(jobs.unwrap_or(0))
+                .build()
+                .map_err(|e| anyhow::anyhow!("starting worker threads: {e}"))?;
             let (bytes, info) = pool.install(|| {
                 pipeline::write_image(
                     &t,
@@ -665,7 +683,7 @@ fn print_build(cli: &Cli, s: &BuildSummary) -> Result<()> {
         pipeline::spec::OutputKind::Directory => "directory".to_owned(),
         pipeline::spec::OutputKind::Sysext { fs, ddi, verity } => {
             let fs = match fs {
-                pipeline::spec::FsType::Squashfs => "squashfs",
+                pipeline::spec::FsType::Squashfs { .. } => "squashfs",
                 pipeline::spec::FsType::Erofs(_) => "erofs",
             };
             match (ddi, verity) {

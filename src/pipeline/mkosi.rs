@@ -43,7 +43,7 @@ fn fs_type(img: &Resolved) -> Result<FsType> {
     match env("SYSTEMD_REPART_OVERRIDE_FSTYPE_ROOT").or(env("SYSTEMD_REPART_OVERRIDE_FSTYPE")) {
         // systemd-repart runs mkfs.erofs without compression options unless told otherwise.
         None | Some("erofs") => Ok(FsType::Erofs(crate::write::erofs::Compression::None)),
-        Some("squashfs") => Ok(FsType::Squashfs),
+        Some("squashfs") => Ok(FsType::SQUASHFS),
         Some(other) => bail!(
             "image {}: root file system {other:?} (from Environment=) is not supported: use erofs or squashfs",
             img.image

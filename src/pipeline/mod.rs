@@ -931,10 +931,14 @@ fn package_image(
 fn write_fs(t: &Tree, fs: FsType, epoch: u64) -> Result<Vec<u8>> {
     let mut f = tempfile::tempfile().context("creating a temporary file")?;
     match fs {
-        FsType::Squashfs => {
+        FsType::Squashfs {
+            compression,
+            block_size,
+        } => {
             let sq = write::squashfs::Options {
-                mkfs_time: epoch.min(u32::MAX as u64) as u32,
-                ..Default::default()
+                compression,
+                block_size,
+                epoch: Some(epoch.min(u32::MAX as u64) as u32),
             };
             write::squashfs::write(t, &sq, &mut f)?;
         }

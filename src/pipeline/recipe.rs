@@ -1,8 +1,7 @@
 //! A recipe (`*.toml`) as a [`Spec`].
 
-use super::spec::{Base, FsType, OutputKind, OutputSpec, ReleaseSpec, Scripts, Spec, TreeSource};
+use super::spec::{Base, OutputKind, OutputSpec, ReleaseSpec, Scripts, Spec, TreeSource};
 use super::{Options, definitions};
-use crate::recipe::Format;
 use crate::repo;
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
@@ -50,10 +49,10 @@ pub fn load(path: &Path, opts: &Options) -> Result<Spec> {
         .name
         .clone()
         .unwrap_or_else(|| ext.name.clone());
-    let fs = match recipe.output.format {
-        Format::Squashfs => FsType::Squashfs,
-        Format::Erofs => FsType::Erofs(crate::write::erofs::Compression::Lz4hc(9)),
-    };
+    let fs = recipe
+        .output
+        .fs_type()
+        .map_err(|e| anyhow::anyhow!("{}: [output]: {e}", path.display()))?;
     Ok(Spec {
         label: format!("recipe {}", path.display()),
         sysext_id: ext.name.clone(),

@@ -9,7 +9,10 @@ use std::path::PathBuf;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsType {
-    Squashfs,
+    Squashfs {
+        compression: crate::write::squashfs::Compression,
+        block_size: u32,
+    },
     Erofs(crate::write::erofs::Compression),
 }
 
@@ -107,4 +110,54 @@ pub struct Spec {
     pub release: ReleaseSpec,
     pub scripts: Scripts,
     pub output: OutputSpec,
+}
+
+impl FsType {
+    /// squashfs as mksquashfs makes it by default: zstd level 15, 128 KiB blocks.
+    pub const SQUASHFS: FsType = FsType::Squashfs {
+        compression: crate::write::squashfs::Compression::Zstd(15),
+        block_size: 128 * 1024,
+    };
+
+    /// The file system from `--fs`/`format`, `--compress`/`compress` and
+    /// `--block-size`/`block-size` (squashfs only; erofs writes 4 KiB blocks). erofs without a
+    /// compression is lz4hc level 9, as mkfs.erofs's `-zlz4hc`.
+    pub fn new(
+        squashfs: bool,
+        compress: Option<&crate::write::Compress>,
+        block_size: Option<u32>,
+    ) -> Result<FsType, String> {
+        if squashfs {
+            let FsType::Squashfs {
+                mut compression,
+                block_size: mut size,
+            } = FsType::SQUASHFS
+            else {
+                unreachable!()
+            };
+            if let Some(c) = compress {
+                compression = c.squashfs()?;
+            }
+            if let Some(b) = block_size {
+                if !b.is_power_of_two() || !(4096..=1 << 20).contains(&b) {
+                    return Err(format!(
+                        "squashfs block size {b} is not a power of two from 4096 to 1048576"
+                    ));
+                }
+                size = b;
+            }
+            Ok(FsType::Squashfs {
+                compression,
+                block_size: size,
+            })
+        } else {
+            if block_size.is_some_and(|b| b != 4096) {
+                return Err("erofs writes 4096-byte blocks only".into());
+            }
+            Ok(FsType::Erofs(match compress {
+                Some(c) => c.erofs()?,
+                None => crate::write::erofs::Compression::Lz4hc(9),
+            }))
+        }
+    }
 }

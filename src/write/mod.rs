@@ -4,6 +4,7 @@
 //! the same bytes whatever the thread count.
 
 pub mod erofs;
+pub mod inodes;
 pub mod squashfs;
 
 use std::path::Path;
@@ -53,4 +54,109 @@ pub enum WriteError {
     Package(#[from] crate::package::PackageError),
     #[error("erofs: {0}")]
     Erofs(String),
+}
+
+/// A compression choice as users write it (`--compress`, the recipe's `compress`):
+/// `ALG[:LEVEL]`, checked against the file system it is meant for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compress {
+    pub alg: String,
+    pub level: Option<u32>,
+}
+
+impl std::str::FromStr for Compress {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Compress, String> {
+        let (alg, level) = match s.split_once(':') {
+            Some((a, l)) => (
+                a,
+                Some(
+                    l.parse()
+                        .map_err(|_| format!("{s:?}: the level {l:?} is not a number"))?,
+                ),
+            ),
+            None => (s, None),
+        };
+        Ok(Compress {
+            alg: alg.to_ascii_lowercase(),
+            level,
+        })
+    }
+}
+
+impl std::fmt::Display for Compress {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.level {
+            Some(l) => write!(f, "{}:{l}", self.alg),
+            None => f.write_str(&self.alg),
+        }
+    }
+}
+
+impl Compress {
+    /// squashfs: zstd (level 1-22, default 15), xz (preset 0-9, default 6), gzip (1-9, default
+    /// 9), lz4, lz4hc (1-12, default 9).
+    pub fn squashfs(&self) -> Result<squashfs::Compression, String> {
+        use squashfs::Compression as C;
+        let c = match (self.alg.as_str(), self.level) {
+            ("zstd", l) => C::Zstd(l.unwrap_or(15)),
+            ("xz", l) => C::Xz(l.unwrap_or(6)),
+            ("gzip" | "zlib", l) => C::Gzip(l.unwrap_or(9)),
+            ("lz4", None) => C::Lz4,
+            ("lz4hc", l) => C::Lz4hc(l.unwrap_or(9)),
+            ("lz4", Some(_)) => return Err("lz4 takes no level (lz4hc does)".into()),
+            (other, _) => {
+                return Err(format!(
+                    "squashfs has no compressor {other:?}: use zstd, xz, gzip, lz4 or lz4hc"
+                ));
+            }
+        };
+        c.check()?;
+        Ok(c)
+    }
+
+    /// erofs: none, lz4, lz4hc (1-12, default 9), lzma (0-9, default 6).
+    pub fn erofs(&self) -> Result<erofs::Compression, String> {
+        use erofs::Compression as C;
+        Ok(match (self.alg.as_str(), self.level) {
+            ("none", None) => C::None,
+            ("lz4", None) => C::Lz4,
+            ("lz4hc", l) if (1..=12).contains(&l.unwrap_or(9)) => C::Lz4hc(l.unwrap_or(9)),
+            ("lzma", l) if l.unwrap_or(6) <= 9 => C::Lzma(l.unwrap_or(6)),
+            ("none" | "lz4", Some(_)) => return Err(format!("{} takes no level", self.alg)),
+            ("lz4hc" | "lzma", Some(l)) => {
+                return Err(format!("{} level {l} is out of range", self.alg));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "erofs has no compressor {other:?}: use none, lz4, lz4hc or lzma"
+                ));
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Compress;
+
+    #[test]
+    fn compress_specs_map_to_each_file_system() {
+        let c = |s: &str| s.parse::<Compress>().unwrap();
+        use super::{erofs::Compression as E, squashfs::Compression as S};
+        assert_eq!(c("zstd:19").squashfs(), Ok(S::Zstd(19)));
+        assert_eq!(c("xz").squashfs(), Ok(S::Xz(6)));
+        assert_eq!(c("lz4").squashfs(), Ok(S::Lz4));
+        assert_eq!(c("lz4hc:12").erofs(), Ok(E::Lz4hc(12)));
+        assert_eq!(c("none").erofs(), Ok(E::None));
+        assert!(c("zstd:30").squashfs().is_err());
+        assert!(
+            c("zstd")
+                .erofs()
+                .unwrap_err()
+                .contains("erofs has no compressor")
+        );
+        assert!(c("lzma:10").erofs().is_err());
+        assert!("zstd:x".parse::<Compress>().is_err());
+    }
 }

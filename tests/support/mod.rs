@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod trees;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -919,7 +921,7 @@ pub fn assert_only_usr_and_opt(list: &BTreeMap<String, Listed>) {
 
 /// Writes a small sysext tree under `root`: directories, a 300 KB incompressible file (setuid),
 /// a 144 KB compressible one, a small file, a symlink and `extension-release.NAME`.
-pub fn sample_tree(root: &Path, name: &str) {
+pub fn sample_sysext_dir(root: &Path, name: &str) {
     use std::os::unix::fs::PermissionsExt;
     let rel = root.join("usr/lib/extension-release.d");
     std::fs::create_dir_all(&rel).unwrap();

@@ -223,10 +223,7 @@ pub struct Dirent {
 }
 const _: () = assert!(size_of::<Dirent>() == 12);
 
-/// The kernel's `new_encode_dev`: 12 bits of major, 20 of minor.
-pub fn encode_dev(major: u32, minor: u32) -> u32 {
-    (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)
-}
+pub use crate::write::inodes::encode_dev;
 
 /// The superblock checksum over block 0 (`block0` is the whole first block): crc32c from
 /// [`SUPER_OFFSET`] to the end of the block with the checksum field read as zero, seeded with
