@@ -1,6 +1,7 @@
 //! Repositories: definitions (`.repo` files) and their rpm-md metadata.
 
 pub mod definition;
+pub mod filelists;
 pub mod primary;
 pub mod repomd;
 pub mod sig;
@@ -213,26 +214,11 @@ pub fn load_packages(
         alias: def.alias.clone(),
         message: format!("{url}: primary has no checksum"),
     })?;
-    if let Some(pkgs) = store::load(&f.cache, sum) {
+    if let Some(mut pkgs) = store::load(&f.cache, sum) {
+        add_filelists(def, f, &md, &mut pkgs, reporter)?;
         return Ok((pkgs, trust));
     }
-    let (path, _) = f
-        .get_verified(
-            &purl,
-            sum,
-            Bucket::Repodata,
-            reporter,
-            Stage::Metadata,
-            &def.alias,
-        )
-        .map_err(|e| fetch_err(&purl, e))?;
-    let raw = fs_err::read(&path).map_err(|e| RepoError::Io(path.display().to_string(), e))?;
-    let xml = Codec::from_file_name(&prim.href)
-        .decode_all(&raw)
-        .map_err(|e| RepoError::Metadata {
-            alias: def.alias.clone(),
-            message: format!("{purl}: {e}"),
-        })?;
+    let xml = fetch_decoded(def, f, &purl, &prim.href, sum, reporter)?;
     let pkgs = primary::parse(&xml, &purl).map_err(|e| RepoError::Metadata {
         alias: def.alias.clone(),
         message: e.to_string(),
@@ -240,5 +226,150 @@ pub fn load_packages(
     if let Err(e) = store::save(&f.cache, sum, &pkgs) {
         tracing::warn!("repository {}: caching the parsed metadata: {e}", def.alias);
     }
+    let mut pkgs = pkgs;
+    add_filelists(def, f, &md, &mut pkgs, reporter)?;
     Ok((pkgs, trust))
+}
+
+/// Fetches the metadata file at `url` verified by `sum` into the cache (or takes it from there)
+/// and decompresses it as its name in repomd.xml (`href`) says.
+fn fetch_decoded(
+    def: &RepoDef,
+    f: &Fetcher,
+    url: &str,
+    href: &str,
+    sum: &crate::checksum::Checksum,
+    reporter: &dyn Reporter,
+) -> Result<Vec<u8>, RepoError> {
+    let (path, _) = f
+        .get_verified(
+            url,
+            sum,
+            Bucket::Repodata,
+            reporter,
+            Stage::Metadata,
+            &def.alias,
+        )
+        .map_err(|source| RepoError::Fetch {
+            alias: def.alias.clone(),
+            url: url.to_owned(),
+            source,
+        })?;
+    let raw = fs_err::read(&path).map_err(|e| RepoError::Io(path.display().to_string(), e))?;
+    Codec::from_file_name(href)
+        .decode_all(&raw)
+        .map_err(|e| RepoError::Metadata {
+            alias: def.alias.clone(),
+            message: format!("{url}: {e}"),
+        })
+}
+
+/// The file dependencies (plain, or inside rich ones) of `pkgs` that no package of them provides
+/// by a provide or by its primary file list.
+pub fn unresolved_file_deps(pkgs: &[primary::Package]) -> std::collections::BTreeSet<String> {
+    use crate::resolve::dep::Rich;
+    fn leaves(r: &Rich, out: &mut Vec<String>) {
+        match r {
+            Rich::Dep(d) => out.push(d.name.clone()),
+            Rich::And(v) | Rich::Or(v) | Rich::With(v) => v.iter().for_each(|r| leaves(r, out)),
+            Rich::Without(a, b) => {
+                leaves(a, out);
+                leaves(b, out);
+            }
+            Rich::If(a, b, c) | Rich::Unless(a, b, c) => {
+                leaves(a, out);
+                leaves(b, out);
+                if let Some(c) = c {
+                    leaves(c, out);
+                }
+            }
+        }
+    }
+    let mut have = std::collections::HashSet::new();
+    for p in pkgs {
+        have.extend(p.provides.iter().map(|d| d.name.as_str()));
+        have.extend(p.files.iter().map(String::as_str));
+    }
+    let mut wanted = std::collections::BTreeSet::new();
+    let mut names = Vec::new();
+    for p in pkgs {
+        for d in p
+            .requires
+            .iter()
+            .chain(&p.conflicts)
+            .chain(&p.obsoletes)
+            .chain(&p.recommends)
+            .chain(&p.supplements)
+        {
+            names.clear();
+            if d.name.starts_with('(') {
+                if let Ok(r) = Rich::parse(&d.name) {
+                    leaves(&r, &mut names);
+                }
+            } else {
+                names.push(d.name.clone());
+            }
+            for n in names.drain(..) {
+                if n.starts_with('/') && !have.contains(n.as_str()) {
+                    wanted.insert(n);
+                }
+            }
+        }
+    }
+    wanted
+}
+
+/// Adds to `pkgs` the files of filelists.xml that an unresolved file dependency names; reads
+/// filelists only when there is one.
+fn add_filelists(
+    def: &RepoDef,
+    f: &Fetcher,
+    md: &repomd::Repomd,
+    pkgs: &mut [primary::Package],
+    reporter: &dyn Reporter,
+) -> Result<(), RepoError> {
+    let wanted = unresolved_file_deps(pkgs);
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let meta_err = |message: String| RepoError::Metadata {
+        alias: def.alias.clone(),
+        message,
+    };
+    let Some(fl) = md.find("filelists") else {
+        return Ok(());
+    };
+    let furl = fetch::join(&def.baseurl, &fl.href);
+    let sum = fl
+        .checksum
+        .as_ref()
+        .ok_or_else(|| meta_err(format!("{furl}: filelists has no checksum")))?;
+    let xml = fetch_decoded(def, f, &furl, &fl.href, sum, reporter)?;
+    let entries = filelists::parse(&xml, &furl, &|p| wanted.contains(p))
+        .map_err(|e| meta_err(e.to_string()))?;
+    let by_id: std::collections::HashMap<&str, usize> = pkgs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.checksum.hex.as_str(), i))
+        .collect();
+    let mut adds: Vec<(usize, Vec<String>)> = Vec::new();
+    for e in entries.into_iter().filter(|e| !e.files.is_empty()) {
+        let i = by_id.get(e.pkgid.as_str()).copied().or_else(|| {
+            pkgs.iter()
+                .position(|p| p.name == e.name && p.arch == e.arch && p.evr == e.evr)
+        });
+        if let Some(i) = i {
+            adds.push((i, e.files));
+        }
+    }
+    drop(by_id);
+    for (i, files) in adds {
+        let p = &mut pkgs[i];
+        for file in files {
+            if !p.files.contains(&file) {
+                p.files.push(file);
+            }
+        }
+    }
+    Ok(())
 }

@@ -236,7 +236,7 @@ fn empty_package() -> Package {
     }
 }
 
-fn evr_attrs(e: &BytesStart<'_>) -> Evr {
+pub(super) fn evr_attrs(e: &BytesStart<'_>) -> Evr {
     let [epoch, ver, rel] = attrs(e, ["epoch", "ver", "rel"]);
     evr_of(epoch.as_deref(), ver.as_deref(), rel.as_deref())
 }
