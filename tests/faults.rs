@@ -515,13 +515,14 @@ fn https_negotiates_http2() {
         .unwrap()
         .port();
     let log = std::fs::File::create(d("server.log")).unwrap();
-    let mut server = std::process::Command::new("openssl")
+    // Line-buffered (stdbuf), so what s_server prints is in the log when it is killed.
+    let mut server = std::process::Command::new("stdbuf")
         .args([
+            "-oL",
+            "openssl",
             "s_server",
             "-accept",
             &format!("127.0.0.1:{port}"),
-            "-naccept",
-            "1",
         ])
         .args([
             "-cert",
@@ -537,7 +538,9 @@ fn https_negotiates_http2() {
         .stderr(log)
         .spawn()
         .unwrap();
-    // s_server says ACCEPT once it listens (a probe connection would use up its one accept).
+    // s_server says ACCEPT once it listens (no probe connection: it would be logged). It keeps
+    // accepting, so a stray connection from another test's retries (a port a vanished server
+    // freed) cannot end it before elsx connects; it is killed below.
     for _ in 0..400 {
         if std::fs::read_to_string(d("server.log")).is_ok_and(|l| l.contains("ACCEPT")) {
             break;
