@@ -184,6 +184,25 @@ pub fn rpm_in(repo: &Path, file: &str) -> PathBuf {
     p
 }
 
+/// Writes each `(file name, spec text)` into `dir/specs` and builds them with
+/// `scripts/mkrepo.sh` (SOURCE_DATE_EPOCH 1700000000) into the repository `dir/repo`, returned.
+pub fn mkrepo(dir: &Path, specs: &[(&str, &str)]) -> PathBuf {
+    let spec_dir = dir.join("specs");
+    std::fs::create_dir_all(&spec_dir).unwrap();
+    for (name, text) in specs {
+        std::fs::write(spec_dir.join(name), text).unwrap();
+    }
+    let repo = dir.join("repo");
+    run_tool(
+        Command::new("bash")
+            .arg(manifest_dir().join("scripts/mkrepo.sh"))
+            .arg(&spec_dir)
+            .arg(&repo)
+            .env("SOURCE_DATE_EPOCH", "1700000000"),
+    );
+    repo
+}
+
 /// The path of a fixture RPM in the fixture repository.
 pub fn fixture_rpm(file: &str) -> PathBuf {
     rpm_in(fixture_repo(), file)
