@@ -475,6 +475,18 @@ fn fetch_and_unpack(
     Ok(out)
 }
 
+/// Owners follow their entries where [`unpack::layer::install`] placed or moved them.
+fn rename_owners(owners: &mut [unpack::Owner], renames: &[(String, String)]) {
+    if renames.is_empty() {
+        return;
+    }
+    for o in owners {
+        if let Some(p) = unpack::layer::renamed(&o.path, renames) {
+            o.path = p;
+        }
+    }
+}
+
 /// The base files whose content a build reads (owners by name, extension-release's defaults).
 const BASE_CONTENT: [&str; 4] = [
     "etc/passwd",
@@ -649,9 +661,13 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
             skipped_scriptlets.insert(pool.get(all[k]).pkg.nevra(), u.skipped_scriptlets);
         }
         if k < nbase {
-            base.merge(t)
+            let nevra = pool.get(all[k]).pkg.nevra();
+            let renames = base
+                .install(t)
+                .with_context(|| format!("installing {nevra}"))?;
+            rename_owners(&mut owners, &renames);
         } else {
-            parts.push(t.tree)
+            parts.push((all[k], t.tree))
         }
     }
     let ids = IdMap::from_tree(&base.tree);
@@ -675,9 +691,20 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
     for t in load_trees(&spec.skeleton)? {
         tools.merge(t);
     }
-    for t in parts {
-        tools.merge(t);
+    // The extension's packages go into a layer of their own over the base (and the skeleton):
+    // they follow its directory links, and may not replace its directories that hold files.
+    let mut ext = Tree::new();
+    let below: Vec<&Tree> = if from_headers {
+        vec![&tools, base_tree]
+    } else {
+        vec![&tools]
+    };
+    for (i, t) in parts {
+        let renames = unpack::layer::install(&mut ext, &below, t)
+            .with_context(|| format!("installing {}", pool.get(i).pkg.nevra()))?;
+        rename_owners(&mut owners, &renames);
     }
+    tools.merge(ext);
     let ids = IdMap::from_tree(&tools);
     ids.apply(&mut tools, &owners);
     for t in load_trees(&spec.extra)? {
