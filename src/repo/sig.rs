@@ -337,10 +337,20 @@ impl Keyring {
                 })
         };
         let d = &primary.details;
+        // Certifications of the user ids and direct-key signatures (not their revocations).
         let self_sigs: Vec<&Signature> = d
             .direct_signatures
             .iter()
             .chain(d.users.iter().flat_map(|u| u.signatures.iter()))
+            .filter(|s| {
+                use SignatureType as T;
+                matches!(
+                    s.typ(),
+                    Some(
+                        T::Key | T::CertGeneric | T::CertPersona | T::CertCasual | T::CertPositive
+                    )
+                )
+            })
             .collect();
         let mut expiries = vec![expires_at(primary.created_at(), &self_sigs)];
         if let Some(e) = revoked(&d.revocation_signatures) {

@@ -68,18 +68,16 @@ pub fn install(
         below,
         renames: Vec::new(),
     };
-    let entries: Vec<(String, Entry)> = pkg.entries.into_iter().collect();
-    for (k, (path, entry)) in entries.iter().enumerate() {
-        if let Err(e) = l.place(path, path, entry.clone()) {
+    let mut rest = pkg.entries.into_iter();
+    while let Some((path, entry)) = rest.next() {
+        let is_dir = entry.is_dir();
+        if let Err(e) = l.place(&path, &path, entry) {
             // A directory the package does not list (made as a parent) fails first: name the
             // file below it that brought it.
             let prefix = format!("{path}/");
-            let file = entries[k + 1..]
-                .iter()
-                .take_while(|(p, _)| p.starts_with(&prefix))
-                .find(|(_, e)| !e.is_dir());
+            let file = rest.find(|(p, e)| p.starts_with(&prefix) && !e.is_dir());
             return Err(match file {
-                Some((p, _)) if entry.is_dir() => e.for_entry(p),
+                Some((p, _)) if is_dir => e.for_entry(&p),
                 _ => e,
             });
         }
@@ -205,6 +203,9 @@ impl Layer<'_> {
     /// own name, for messages).
     fn place(&mut self, path: &str, origin: &str, entry: Entry) -> Result<(), LayerError> {
         let (dir, name) = match path.rsplit_once('/') {
+            // A directory already there is where it seems: layering never makes one below a
+            // link (so its parents are directories too). Most entries take this way.
+            Some((p, n)) if self.get(p).is_some_and(Entry::is_dir) => (p.to_owned(), n),
             Some((p, n)) => (self.resolve(p, true, origin)?, n),
             None => (String::new(), path),
         };
@@ -446,6 +447,11 @@ mod tests {
             );
             assert!(ext.is_empty() || ext.entries.keys().all(|k| !k.contains("tmp")));
         }
+        // The file is named even when a sibling sorts between it and its directory.
+        let mut ext = Tree::new();
+        let pkg = t(&[("usr/share/esc-a", file("a")), ("usr/share/esc/x", file("x"))]);
+        let e = install(&mut ext, &[&base], pkg).unwrap_err();
+        assert!(e.to_string().contains("\"/usr/share/esc/x\""), "{e}");
         // A link arriving over a directory and pointing out.
         let mut tree = t(&[("opt/d/x", file("x"))]);
         let e = install(&mut tree, &[], t(&[("opt/d", link("../../.."))])).unwrap_err();
