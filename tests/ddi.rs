@@ -132,6 +132,38 @@ fn plain_ddi_and_reproducibility() {
     );
 }
 
+#[test]
+fn ddi_around_a_file_system_in_place_matches_the_one_from_bytes() {
+    use std::io::{Seek, SeekFrom, Write};
+    // Not a multiple of 4 KiB: the padding must read as zeros both ways.
+    let mut fs = fs_image(16);
+    fs.extend_from_slice(b"tail");
+    let dir = tempfile::tempdir().unwrap();
+    for mode in [VerityMode::None, VerityMode::Hash, VerityMode::Defer] {
+        let mut from_bytes = Vec::new();
+        let a = package::write_ddi(&fs, "x86_64", mode, None, b"seed", &mut from_bytes).unwrap();
+        let p = dir.path().join(format!("{mode:?}.raw"));
+        let mut f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        f.seek(SeekFrom::Start(package::FS_OFFSET)).unwrap();
+        f.write_all(&fs).unwrap();
+        let b = package::write_ddi_around(&mut f, fs.len() as u64, "x86_64", mode, None, b"seed")
+            .unwrap();
+        drop(f);
+        assert!(
+            std::fs::read(&p).unwrap() == from_bytes,
+            "{mode:?}: bytes differ"
+        );
+        assert_eq!(a.root_hash, b.root_hash);
+        assert_eq!(a.partitions.len(), b.partitions.len());
+    }
+}
+
 /// `elsx --json pack` that must succeed; the root hash it reports.
 fn pack_root_hash(tree: &std::path::Path, img: &std::path::Path, args: &[&str]) -> String {
     let mut all = vec!["--json"];

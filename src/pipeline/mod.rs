@@ -28,7 +28,7 @@ use crate::write;
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, Write};
+use std::io::Seek;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -862,12 +862,16 @@ fn write_output(
         }
         OutputKind::Sysext { fs, ddi, verity } => {
             let image = out.dir.join(format!("{}.raw", out.name));
-            let fs_bytes = timed(timings, Stage::Write, r, || write_fs(t, fs, epoch))?;
-            count(timings, t.len() as u64, fs_bytes.len() as u64, 0);
+            // The file system goes straight to its place in the image's temporary file.
+            let mut staged = write::Staged::new(&image)?;
+            let fs_len = timed(timings, Stage::Write, r, || {
+                write_fs(t, fs, epoch, ddi, staged.file())
+            })?;
+            count(timings, t.len() as u64, fs_len, 0);
             r.event(Event::StageStarted {
                 stage: Stage::Package,
                 items: 1,
-                bytes: fs_bytes.len() as u64,
+                bytes: fs_len,
             });
             let signer = match &out.signing {
                 Some(files) if verity == package::VerityMode::Signed => {
@@ -880,13 +884,13 @@ fn write_output(
                 // rebuilds.
                 let seed = format!("{}\0{}", out.name, spec.arch);
                 let written = package_image(
-                    &fs_bytes,
+                    staged,
+                    fs_len,
                     ddi,
                     verity,
                     signer.as_ref(),
                     &spec.arch,
                     seed.as_bytes(),
-                    &image,
                 )?;
                 if out.symlink {
                     let link = out.dir.join(&out.name);
@@ -920,44 +924,46 @@ pub fn write_image(
     dest: &Path,
     epoch: u64,
 ) -> Result<(u64, Option<package::DdiInfo>)> {
-    let fs_bytes = write_fs(t, fs, epoch)?;
-    package_image(&fs_bytes, ddi, verity, signer, rpm_arch, seed, dest)
+    let mut staged = write::Staged::new(dest)?;
+    let fs_len = write_fs(t, fs, epoch, ddi, staged.file())?;
+    package_image(staged, fs_len, ddi, verity, signer, rpm_arch, seed)
 }
 
-/// The package stage: a file system image written at `dest` as it is, or wrapped in a GPT disk
-/// image (with dm-verity when asked); returns the bytes written.
+/// The package stage: the file system written into `staged` is the image as it is, or gets
+/// a GPT disk image (with dm-verity when asked) around it; renames the image into place and
+/// returns its size.
+#[allow(clippy::too_many_arguments)]
 fn package_image(
-    fs_bytes: &[u8],
+    mut staged: write::Staged,
+    fs_len: u64,
     ddi: bool,
     verity: package::VerityMode,
     signer: Option<&package::sign::Signer>,
     rpm_arch: &str,
     seed: &[u8],
-    dest: &Path,
 ) -> Result<(u64, Option<package::DdiInfo>)> {
-    let mut info = None;
-    let bytes = if !ddi {
-        write::atomic_write(dest, |f| {
-            f.write_all(fs_bytes).map_err(|e| write::WriteError::Io {
-                path: dest.display().to_string(),
-                source: e,
-            })
-        })?
+    let info = if ddi {
+        Some(package::write_ddi_around(
+            staged.file(),
+            fs_len,
+            rpm_arch,
+            verity,
+            signer,
+            seed,
+        )?)
     } else {
-        write::atomic_write(dest, |f| {
-            info = Some(package::write_ddi(
-                fs_bytes, rpm_arch, verity, signer, seed, f,
-            )?);
-            Ok(())
-        })?
+        None
     };
-    Ok((bytes, info))
+    Ok((staged.finish()?, info))
 }
 
-/// The file system image in memory (the disk image needs its size and verity its bytes).
-fn write_fs(t: &Tree, fs: FsType, epoch: u64) -> Result<Vec<u8>> {
-    let mut f = tempfile::tempfile().context("creating a temporary file")?;
-    match fs {
+/// Writes the file system into `f`: at its start, or where a disk image's first partition
+/// starts (`ddi`); returns its size.
+fn write_fs(t: &Tree, fs: FsType, epoch: u64, ddi: bool, f: &mut std::fs::File) -> Result<u64> {
+    if ddi {
+        f.seek(std::io::SeekFrom::Start(package::FS_OFFSET))?;
+    }
+    Ok(match fs {
         FsType::Squashfs {
             compression,
             block_size,
@@ -967,7 +973,7 @@ fn write_fs(t: &Tree, fs: FsType, epoch: u64) -> Result<Vec<u8>> {
                 block_size,
                 epoch: Some(epoch.min(u32::MAX as u64) as u32),
             };
-            write::squashfs::write(t, &sq, &mut f)?;
+            write::squashfs::write(t, &sq, f)?
         }
         FsType::Erofs(compression) => {
             // The UUID comes from the tree's content, so the same tree gives the same image.
@@ -987,11 +993,7 @@ fn write_fs(t: &Tree, fs: FsType, epoch: u64) -> Result<Vec<u8>> {
                 mkfs_time: epoch,
                 ..Default::default()
             };
-            write::erofs::write(t, &opts, &mut f)?;
+            write::erofs::write(t, &opts, f)?
         }
-    }
-    let mut bytes = Vec::new();
-    f.rewind()?;
-    f.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    })
 }
