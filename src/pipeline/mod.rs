@@ -28,7 +28,7 @@ use crate::write;
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -727,7 +727,7 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
         out_tree.content_bytes(),
         0,
     );
-    let (image, bytes, ddi) = write_output(spec, &out_tree, epoch, r, &mut timings)?;
+    let (image, bytes, ddi) = write_output(spec, &out_tree, epoch, opts, r, &mut timings)?;
     let directories = out_tree.entries.values().filter(|e| e.is_dir()).count();
     Ok(BuildSummary {
         image,
@@ -795,6 +795,7 @@ fn write_output(
     spec: &Spec,
     t: &Tree,
     epoch: u64,
+    opts: &Options,
     r: &dyn Reporter,
     timings: &mut Vec<StageTime>,
 ) -> Result<(PathBuf, u64, Option<package::DdiInfo>)> {
@@ -835,8 +836,12 @@ fn write_output(
         }
         OutputKind::Sysext { fs, ddi, verity } => {
             let image = out.dir.join(format!("{}.raw", out.name));
-            let fs_bytes = timed(timings, Stage::Write, r, || write_fs(t, fs, epoch))?;
-            count(timings, t.len() as u64, fs_bytes.len() as u64, 0);
+            let (fs_bytes, blocks) = timed(timings, Stage::Write, r, || {
+                let cache = open_block_cache(&opts.cache_dir);
+                write_fs(t, fs, epoch, cache.as_ref())
+            })?;
+            // Items: the blocks compressed, from the block cache or not.
+            count(timings, blocks.blocks, fs_bytes.len() as u64, blocks.cached);
             r.event(Event::StageStarted {
                 stage: Stage::Package,
                 items: 1,
@@ -892,8 +897,9 @@ pub fn write_image(
     seed: &[u8],
     dest: &Path,
     epoch: u64,
+    cache: Option<&write::blocks::BlockCache>,
 ) -> Result<(u64, Option<package::DdiInfo>)> {
-    let fs_bytes = write_fs(t, fs, epoch)?;
+    let (fs_bytes, _) = write_fs(t, fs, epoch, cache)?;
     package_image(&fs_bytes, ddi, verity, signer, rpm_arch, seed, dest)
 }
 
@@ -927,9 +933,24 @@ fn package_image(
     Ok((bytes, info))
 }
 
-/// The file system image in memory (the disk image needs its size and verity its bytes).
-fn write_fs(t: &Tree, fs: FsType, epoch: u64) -> Result<Vec<u8>> {
-    let mut f = tempfile::tempfile().context("creating a temporary file")?;
+/// The block cache in the cache directory; without one (it cannot be created or locked) the
+/// build goes on compressing every block.
+pub fn open_block_cache(dir: &Path) -> Option<write::blocks::BlockCache> {
+    write::blocks::BlockCache::open(&Cache::new(dir.to_path_buf()))
+        .inspect_err(|e| tracing::warn!("{}: no block cache: {e}", dir.display()))
+        .ok()
+}
+
+/// The file system image in memory (the disk image needs its size and verity its bytes), and
+/// how many of its blocks were compressed and taken from `cache`.
+fn write_fs(
+    t: &Tree,
+    fs: FsType,
+    epoch: u64,
+    cache: Option<&write::blocks::BlockCache>,
+) -> Result<(Vec<u8>, write::blocks::BlockStats)> {
+    let mut f = std::io::Cursor::new(Vec::new());
+    let mut stats = write::blocks::BlockStats::default();
     match fs {
         FsType::Squashfs {
             compression,
@@ -940,7 +961,7 @@ fn write_fs(t: &Tree, fs: FsType, epoch: u64) -> Result<Vec<u8>> {
                 block_size,
                 epoch: Some(epoch.min(u32::MAX as u64) as u32),
             };
-            write::squashfs::write(t, &sq, &mut f)?;
+            stats = write::squashfs::write_cached(t, &sq, cache, &mut f)?.1;
         }
         FsType::Erofs(compression) => {
             // The UUID comes from the tree's content, so the same tree gives the same image.
@@ -960,11 +981,8 @@ fn write_fs(t: &Tree, fs: FsType, epoch: u64) -> Result<Vec<u8>> {
                 mkfs_time: epoch,
                 ..Default::default()
             };
-            write::erofs::write(t, &opts, &mut f)?;
+            write::erofs::write_to(t, &opts, &mut f)?;
         }
     }
-    let mut bytes = Vec::new();
-    f.rewind()?;
-    f.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    Ok((f.into_inner(), stats))
 }

@@ -14,12 +14,14 @@
 //! nothing depends on thread count, hash order or the clock. mtimes are clamped to
 //! [`Options::epoch`] (SOURCE_DATE_EPOCH), which is also the superblock time.
 
+mod codec;
 mod compress;
 mod meta;
 
 pub use compress::Compression;
 
 use super::WriteError;
+use super::blocks::{BlockCache, BlockStats, Blocks};
 use super::inodes::{self, Inode, encode_dev};
 use crate::tree::Kind;
 use crate::tree::Tree;
@@ -96,7 +98,23 @@ pub fn write(t: &Tree, opts: &Options, out: &mut std::fs::File) -> Result<(), Wr
 /// Writes `t` as a squashfs image into any seekable writer positioned at 0; returns the image
 /// size (padded to 4 KiB, as mksquashfs pads).
 pub fn write_to(t: &Tree, opts: &Options, w: &mut (impl Write + Seek)) -> Result<u64, WriteError> {
+    write_cached(t, opts, None, w).map(|(size, _)| size)
+}
+
+/// [`write_to`], taking data and fragment blocks from `cache` when it holds them (and storing
+/// those it did not): the same bytes, and how many blocks came from the cache.
+pub fn write_cached(
+    t: &Tree,
+    opts: &Options,
+    cache: Option<&BlockCache>,
+    w: &mut (impl Write + Seek),
+) -> Result<(u64, BlockStats), WriteError> {
     check_options(opts)?;
+    let codec = codec::SquashfsCodec {
+        compression: opts.compression,
+        block_size: opts.block_size,
+    };
+    let blocks = Blocks::new(&codec, cache, opts.block_size as usize);
     let nodes = inodes::collect(t).map_err(err)?;
     let mut out = Out { w, pos: 0 };
     out.put(&[0u8; SUPERBLOCK_SIZE as usize])?;
@@ -106,7 +124,7 @@ pub fn write_to(t: &Tree, opts: &Options, w: &mut (impl Write + Seek)) -> Result
         out.put(o)?;
     }
 
-    let data = write_data(&nodes, opts, &mut out)?;
+    let data = write_data(&nodes, opts, &blocks, &mut out)?;
     tracing::debug!(
         inodes = nodes.len(),
         fragments = data.fragments.len(),
@@ -206,7 +224,7 @@ pub fn write_to(t: &Tree, opts: &Options, w: &mut (impl Write + Seek)) -> Result
     out.w.seek(SeekFrom::Start(0)).map_err(io_error)?;
     out.w.write_all(&sb).map_err(io_error)?;
     out.w.seek(SeekFrom::Start(padded)).map_err(io_error)?;
-    Ok(padded)
+    Ok((padded, blocks.stats()))
 }
 
 fn check_options(opts: &Options) -> Result<(), WriteError> {
@@ -299,10 +317,10 @@ fn duplicates(nodes: &[Inode]) -> Vec<usize> {
 fn write_data<W: Write>(
     nodes: &[Inode],
     opts: &Options,
+    blocks: &Blocks<codec::SquashfsCodec>,
     out: &mut Out<W>,
 ) -> Result<Data, WriteError> {
     let bs = opts.block_size as usize;
-    let c = opts.compression;
     let first = duplicates(nodes);
     let mut files: Vec<Option<FileData>> = vec![None; nodes.len()];
 
@@ -317,7 +335,7 @@ fn write_data<W: Write>(
     for batch in jobs.chunks(BATCH_BLOCKS) {
         let packed: Vec<Option<Option<Vec<u8>>>> = batch
             .par_iter()
-            .map(|(_, b)| (!b.iter().all(|&x| x == 0)).then(|| c.compress(b, opts.block_size)))
+            .map(|(_, b)| (!b.iter().all(|&x| x == 0)).then(|| blocks.compress(b)))
             .collect();
         for (&(i, raw), p) in batch.iter().zip(packed) {
             let f = files[i].get_or_insert_with(|| FileData {
@@ -368,10 +386,7 @@ fn write_data<W: Write>(
     }
     let mut fragments = Vec::with_capacity(frags.len());
     for batch in frags.chunks(BATCH_BLOCKS) {
-        let packed: Vec<Option<Vec<u8>>> = batch
-            .par_iter()
-            .map(|b| c.compress(b, opts.block_size))
-            .collect();
+        let packed: Vec<Option<Vec<u8>>> = batch.par_iter().map(|b| blocks.compress(b)).collect();
         for (raw, p) in batch.iter().zip(packed) {
             let start = out.pos;
             let size = match p {
