@@ -840,7 +840,7 @@ fn write_output(
                 let cache = open_block_cache(&opts.cache_dir);
                 write_fs(t, fs, epoch, cache.as_ref())
             })?;
-            // Items: the blocks compressed, from the block cache or not.
+            // Items: the units compressed (squashfs blocks, erofs files), from the cache or not.
             count(timings, blocks.blocks, fs_bytes.len() as u64, blocks.cached);
             r.event(Event::StageStarted {
                 stage: Stage::Package,
@@ -942,7 +942,7 @@ pub fn open_block_cache(dir: &Path) -> Option<write::blocks::BlockCache> {
 }
 
 /// The file system image in memory (the disk image needs its size and verity its bytes), and
-/// how many of its blocks were compressed and taken from `cache`.
+/// how many units (squashfs blocks, erofs files) were compressed and taken from `cache`.
 fn write_fs(
     t: &Tree,
     fs: FsType,
@@ -950,8 +950,7 @@ fn write_fs(
     cache: Option<&write::blocks::BlockCache>,
 ) -> Result<(Vec<u8>, write::blocks::BlockStats)> {
     let mut f = std::io::Cursor::new(Vec::new());
-    let mut stats = write::blocks::BlockStats::default();
-    match fs {
+    let stats = match fs {
         FsType::Squashfs {
             compression,
             block_size,
@@ -961,7 +960,7 @@ fn write_fs(
                 block_size,
                 epoch: Some(epoch.min(u32::MAX as u64) as u32),
             };
-            stats = write::squashfs::write_cached(t, &sq, cache, &mut f)?.1;
+            write::squashfs::write_cached(t, &sq, cache, &mut f)?.1
         }
         FsType::Erofs(compression) => {
             // The UUID comes from the tree's content, so the same tree gives the same image.
@@ -981,8 +980,8 @@ fn write_fs(
                 mkfs_time: epoch,
                 ..Default::default()
             };
-            write::erofs::write_to(t, &opts, &mut f)?;
+            write::erofs::write_cached(t, &opts, cache, &mut f)?.1
         }
-    }
+    };
     Ok((f.into_inner(), stats))
 }

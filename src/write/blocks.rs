@@ -195,7 +195,7 @@ impl<'a, C: Codec> Blocks<'a, C> {
         }
         match kind {
             KIND_STORED if payload.is_empty() => Ok(None),
-            KIND_COMPRESSED if !payload.is_empty() && payload.len() < raw.len() => {
+            KIND_COMPRESSED if !payload.is_empty() => {
                 match self.codec.decompress(payload, raw.len()) {
                     Some(d) if d == raw => Ok(Some(payload.to_vec())),
                     Some(_) => Err("decompresses to other bytes"),
