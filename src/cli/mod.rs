@@ -49,7 +49,7 @@ enum Command {
         #[arg(long)]
         timings: bool,
     },
-    /// Manage the download cache
+    /// Manage the cache (downloads, parsed metadata, compressed image blocks)
     Cache {
         #[command(subcommand)]
         action: CacheAction,
@@ -146,7 +146,7 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum CacheAction {
-    /// Remove everything elsx cached (downloaded metadata and packages)
+    /// Remove everything elsx cached (downloaded metadata and packages, compressed image blocks)
     Clean {
         /// The cache (default: $XDG_CACHE_HOME/elsx)
         #[arg(long, value_name = "DIR")]
@@ -173,7 +173,7 @@ struct Common {
     /// Where images go (default: out/ beside the recipe)
     #[arg(short = 'o', long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
-    /// Downloaded metadata and packages (default: $XDG_CACHE_HOME/elsx)
+    /// Downloaded metadata and packages, compressed image blocks (default: $XDG_CACHE_HOME/elsx)
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// Use the cache only; never download
