@@ -26,6 +26,9 @@ pub enum Bucket {
     Repomd,
     /// Packages parsed from a primary file, by that file's checksum (`repo::store`).
     Pool,
+    /// Compressed image blocks, by a digest of their codec and uncompressed bytes
+    /// (`write::blocks`).
+    Blocks,
 }
 
 /// HTTP validators of a cached reply, sent back as `If-None-Match` / `If-Modified-Since`.
@@ -78,12 +81,13 @@ fn decode_keyed(data: &[u8]) -> Option<(Validators, Vec<u8>)> {
 }
 
 impl Bucket {
-    fn dir(self) -> &'static str {
+    pub(crate) fn dir(self) -> &'static str {
         match self {
             Bucket::Rpms => "rpms-v1",
             Bucket::Repodata => "repodata-v1",
             Bucket::Repomd => "repomd-v2",
             Bucket::Pool => "pool-v1",
+            Bucket::Blocks => "blocks-v1",
         }
     }
 }
@@ -163,10 +167,16 @@ impl Cache {
             None
         };
         let mut freed = 0;
-        let dirs = [Bucket::Rpms, Bucket::Repodata, Bucket::Repomd, Bucket::Pool]
-            .map(Bucket::dir)
-            .into_iter()
-            .chain([PARTIAL_DIR, "repomd-v1"]);
+        let dirs = [
+            Bucket::Rpms,
+            Bucket::Repodata,
+            Bucket::Repomd,
+            Bucket::Pool,
+            Bucket::Blocks,
+        ]
+        .map(Bucket::dir)
+        .into_iter()
+        .chain([PARTIAL_DIR, "repomd-v1"]);
         for d in dirs {
             let dir = self.root.join(d);
             if !dir.is_dir() {

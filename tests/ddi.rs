@@ -33,7 +33,7 @@ fn fs_image(n_kib: usize) -> Vec<u8> {
         file(b"ID=_any\nARCHITECTURE=x86-64\n".to_vec()),
     );
     let mut f = tempfile::tempfile().unwrap();
-    elsx::write::squashfs::write(&t, &Default::default(), &mut f).unwrap();
+    elsx::write::squashfs::write(&t, &Default::default(), None, &mut f).unwrap();
     use std::io::{Read, Seek};
     f.rewind().unwrap();
     let mut v = Vec::new();

@@ -55,7 +55,7 @@ fn run(cmd: &mut Command) -> String {
 fn write_image(t: &Tree, o: &Options, dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     let mut f = std::fs::File::create(&path).unwrap();
-    erofs::write(t, o, &mut f).unwrap();
+    erofs::write(t, o, None, &mut f).unwrap();
     path
 }
 

@@ -159,7 +159,7 @@ fn erofs_listing_matches_dump_erofs() {
         ..Default::default()
     };
     let mut f = std::fs::File::create(&plain).unwrap();
-    elsx::write::erofs::write(&t, &opts, &mut f).unwrap();
+    elsx::write::erofs::write(&t, &opts, None, &mut f).unwrap();
     drop(f);
     for img in [packed, plain] {
         let report = inspect_json(&img);

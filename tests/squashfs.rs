@@ -25,7 +25,7 @@ fn squashfs_tree() -> Tree {
 
 fn write_image(t: &Tree, o: &Options, path: &Path) {
     let mut f = std::fs::File::create(path).unwrap();
-    squashfs::write(t, o, &mut f).unwrap();
+    squashfs::write(t, o, None, &mut f).unwrap();
 }
 
 fn is_root() -> bool {

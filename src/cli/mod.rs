@@ -49,7 +49,7 @@ enum Command {
         #[arg(long)]
         timings: bool,
     },
-    /// Manage the download cache
+    /// Manage the cache (downloads, parsed metadata, compressed image blocks)
     Cache {
         #[command(subcommand)]
         action: CacheAction,
@@ -109,6 +109,10 @@ enum Command {
         /// Compression threads (default: the number of CPUs; the image is the same whatever N)
         #[arg(short, long, value_name = "N")]
         jobs: Option<usize>,
+        /// Take compressed squashfs blocks from the block cache in DIR and keep new ones there
+        /// (the same image bytes, faster when blocks repeat; default: no cache)
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Show an image (squashfs, erofs or GPT disk image): partitions, root hash, signature,
     /// extension-release and files; verifies the dm-verity hash tree and the signature
@@ -142,7 +146,7 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum CacheAction {
-    /// Remove everything elsx cached (downloaded metadata and packages)
+    /// Remove everything elsx cached (downloaded metadata and packages, compressed image blocks)
     Clean {
         /// The cache (default: $XDG_CACHE_HOME/elsx)
         #[arg(long, value_name = "DIR")]
@@ -169,7 +173,7 @@ struct Common {
     /// Where images go (default: out/ beside the recipe)
     #[arg(short = 'o', long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
-    /// Downloaded metadata and packages (default: $XDG_CACHE_HOME/elsx)
+    /// Downloaded metadata and packages, compressed image blocks (default: $XDG_CACHE_HOME/elsx)
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// Use the cache only; never download
@@ -436,6 +440,7 @@ fn run(cli: &Cli) -> Result<()> {
             block_size,
             all_root,
             jobs,
+            cache_dir,
         } => {
             if !matches!(verity, VerityArg::None) && !ddi {
                 bail!("--verity needs --ddi (the hash tree lives in its own partition)");
@@ -489,6 +494,7 @@ fn run(cli: &Cli) -> Result<()> {
                 .num_threads(jobs.unwrap_or(0))
                 .build()
                 .map_err(|e| anyhow::anyhow!("starting worker threads: {e}"))?;
+            let cache = cache_dir.as_deref().and_then(pipeline::open_block_cache);
             let (bytes, info) = pool.install(|| {
                 pipeline::write_image(
                     &t,
@@ -500,6 +506,7 @@ fn run(cli: &Cli) -> Result<()> {
                     seed.as_bytes(),
                     output,
                     epoch,
+                    cache.as_ref(),
                 )
             })?;
             let mut o = std::io::stdout().lock();

@@ -348,6 +348,7 @@ mod tests {
                     compression: c,
                     ..Default::default()
                 },
+                None,
                 &mut f,
             )
             .unwrap();

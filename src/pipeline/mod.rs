@@ -754,7 +754,7 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
         out_tree.content_bytes(),
         0,
     );
-    let (image, bytes, ddi) = write_output(spec, &out_tree, epoch, r, &mut timings)?;
+    let (image, bytes, ddi) = write_output(spec, &out_tree, epoch, opts, r, &mut timings)?;
     let directories = out_tree.entries.values().filter(|e| e.is_dir()).count();
     Ok(BuildSummary {
         image,
@@ -822,6 +822,7 @@ fn write_output(
     spec: &Spec,
     t: &Tree,
     epoch: u64,
+    opts: &Options,
     r: &dyn Reporter,
     timings: &mut Vec<StageTime>,
 ) -> Result<(PathBuf, u64, Option<package::DdiInfo>)> {
@@ -864,10 +865,12 @@ fn write_output(
             let image = out.dir.join(format!("{}.raw", out.name));
             // The file system goes straight to its place in the image's temporary file.
             let mut staged = write::Staged::new(&image)?;
-            let fs_len = timed(timings, Stage::Write, r, || {
-                write_fs(t, fs, epoch, ddi, staged.file())
+            let (fs_len, blocks) = timed(timings, Stage::Write, r, || {
+                let cache = open_block_cache(&opts.cache_dir);
+                write_fs(t, fs, epoch, ddi, cache.as_ref(), staged.file())
             })?;
-            count(timings, t.len() as u64, fs_len, 0);
+            // Items: the units compressed (squashfs blocks, erofs files), from the cache or not.
+            count(timings, blocks.blocks, fs_len, blocks.cached);
             r.event(Event::StageStarted {
                 stage: Stage::Package,
                 items: 1,
@@ -923,9 +926,10 @@ pub fn write_image(
     seed: &[u8],
     dest: &Path,
     epoch: u64,
+    cache: Option<&write::blocks::BlockCache>,
 ) -> Result<(u64, Option<package::DdiInfo>)> {
     let mut staged = write::Staged::new(dest)?;
-    let fs_len = write_fs(t, fs, epoch, ddi, staged.file())?;
+    let (fs_len, _) = write_fs(t, fs, epoch, ddi, cache, staged.file())?;
     package_image(staged, fs_len, ddi, verity, signer, rpm_arch, seed)
 }
 
@@ -957,9 +961,25 @@ fn package_image(
     Ok((staged.finish()?, info))
 }
 
+/// The block cache in the cache directory; without one (it cannot be created or locked) the
+/// build goes on compressing every block.
+pub fn open_block_cache(dir: &Path) -> Option<write::blocks::BlockCache> {
+    write::blocks::BlockCache::open(&Cache::new(dir.to_path_buf()))
+        .inspect_err(|e| tracing::warn!("{}: no block cache: {e}", dir.display()))
+        .ok()
+}
+
 /// Writes the file system into `f`: at its start, or where a disk image's first partition
-/// starts (`ddi`); returns its size.
-fn write_fs(t: &Tree, fs: FsType, epoch: u64, ddi: bool, f: &mut std::fs::File) -> Result<u64> {
+/// starts (`ddi`); returns its size and how many units (squashfs blocks, erofs files) were
+/// compressed and taken from `cache`.
+fn write_fs(
+    t: &Tree,
+    fs: FsType,
+    epoch: u64,
+    ddi: bool,
+    cache: Option<&write::blocks::BlockCache>,
+    f: &mut std::fs::File,
+) -> Result<(u64, write::blocks::BlockStats)> {
     if ddi {
         f.seek(std::io::SeekFrom::Start(package::FS_OFFSET))?;
     }
@@ -973,7 +993,7 @@ fn write_fs(t: &Tree, fs: FsType, epoch: u64, ddi: bool, f: &mut std::fs::File) 
                 block_size,
                 epoch: Some(epoch.min(u32::MAX as u64) as u32),
             };
-            write::squashfs::write(t, &sq, f)?
+            write::squashfs::write(t, &sq, cache, f)?
         }
         FsType::Erofs(compression) => {
             // The UUID comes from the tree's content, so the same tree gives the same image.
@@ -993,7 +1013,7 @@ fn write_fs(t: &Tree, fs: FsType, epoch: u64, ddi: bool, f: &mut std::fs::File) 
                 mkfs_time: epoch,
                 ..Default::default()
             };
-            write::erofs::write(t, &opts, f)?
+            write::erofs::write(t, &opts, cache, f)?
         }
     })
 }

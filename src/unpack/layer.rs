@@ -449,7 +449,10 @@ mod tests {
         }
         // The file is named even when a sibling sorts between it and its directory.
         let mut ext = Tree::new();
-        let pkg = t(&[("usr/share/esc-a", file("a")), ("usr/share/esc/x", file("x"))]);
+        let pkg = t(&[
+            ("usr/share/esc-a", file("a")),
+            ("usr/share/esc/x", file("x")),
+        ]);
         let e = install(&mut ext, &[&base], pkg).unwrap_err();
         assert!(e.to_string().contains("\"/usr/share/esc/x\""), "{e}");
         // A link arriving over a directory and pointing out.

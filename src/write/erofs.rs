@@ -25,6 +25,7 @@
 //!   erofs-utils 1.5 cannot read it;
 //! - the superblock carries a crc32c checksum; its UUID is derived from `uuid_seed`.
 
+mod codec;
 mod compress;
 mod emit;
 pub mod format;
@@ -32,6 +33,7 @@ mod layout;
 mod lzma;
 
 use super::WriteError;
+use super::blocks::{BlockCache, BlockStats, Blocks};
 use crate::tree::Tree;
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -84,25 +86,47 @@ pub fn uuid_from_seed(seed: &[u8; 16]) -> [u8; 16] {
     uuid
 }
 
-/// Writes `t` as an EROFS image into `out` from its current position; returns the image size.
-pub fn write(t: &Tree, opts: &Options, out: &mut std::fs::File) -> Result<u64, WriteError> {
+/// Writes `t` as an EROFS image into `out` from its current position, with compressed files from
+/// `cache` when it holds them; returns the image size and the counts.
+pub fn write(
+    t: &Tree,
+    opts: &Options,
+    cache: Option<&BlockCache>,
+    out: &mut std::fs::File,
+) -> Result<(u64, BlockStats), WriteError> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    let size = write_to(t, opts, &mut w)?;
+    let done = write_cached(t, opts, cache, &mut w)?;
     w.flush().map_err(io_error)?;
-    Ok(size)
+    Ok(done)
 }
 
 /// Writes `t` as an EROFS image into any writer; returns the image size in bytes.
 pub fn write_to(t: &Tree, opts: &Options, w: &mut impl Write) -> Result<u64, WriteError> {
+    write_cached(t, opts, None, w).map(|(size, _)| size)
+}
+
+/// [`write_to`], taking compressed files from `cache` when it holds them (and storing those it
+/// did not): the same bytes, and how many files were compressed and came from the cache.
+pub fn write_cached(
+    t: &Tree,
+    opts: &Options,
+    cache: Option<&BlockCache>,
+    w: &mut impl Write,
+) -> Result<(u64, BlockStats), WriteError> {
     check_options(opts)?;
-    let plan = layout::plan(t, opts)?;
+    let codec = codec::ErofsCodec {
+        compression: opts.compression,
+        blk: opts.block_size as usize,
+    };
+    let files = Blocks::new(&codec, cache, 128 * 1024);
+    let plan = layout::plan(t, opts, &files)?;
     tracing::debug!(
         inodes = plan.nodes.len(),
         blocks = plan.blocks,
         "erofs layout done"
     );
     emit::emit(&plan, opts, w).map_err(io_error)?;
-    Ok(plan.blocks * u64::from(opts.block_size))
+    Ok((plan.blocks * u64::from(opts.block_size), files.stats()))
 }
 
 fn check_options(opts: &Options) -> Result<(), WriteError> {

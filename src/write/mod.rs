@@ -3,6 +3,7 @@
 //! Invariant: writers are pure functions of the tree and their options; the same input gives
 //! the same bytes whatever the thread count.
 
+pub mod blocks;
 pub mod erofs;
 pub mod inodes;
 pub mod ordered;

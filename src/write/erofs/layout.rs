@@ -2,10 +2,11 @@
 //! ([`super::emit`]) writes. Nothing here depends on the bytes of a child's nid, so sizes are
 //! known before places: plan the forms, place the metadata, then hand out data blocks.
 
-use super::compress::{self, Compressed};
+use super::compress::Compressed;
 use super::format::*;
 use super::{Compression, Options};
 use crate::tree::{Entry, Kind, Tree};
+use crate::write::blocks::Blocks;
 use crate::write::{WriteError, inodes};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -138,7 +139,11 @@ fn err(msg: String) -> WriteError {
     WriteError::Erofs(msg)
 }
 
-pub fn plan<'a>(t: &'a Tree, opts: &Options) -> Result<Plan<'a>, WriteError> {
+pub fn plan<'a>(
+    t: &'a Tree,
+    opts: &Options,
+    files: &Blocks<super::codec::ErofsCodec>,
+) -> Result<Plan<'a>, WriteError> {
     let blk = u64::from(opts.block_size);
     let mut nodes = collect(t, opts)?;
     let shared = share_xattrs(&mut nodes);
@@ -150,7 +155,10 @@ pub fn plan<'a>(t: &'a Tree, opts: &Options) -> Result<Plan<'a>, WriteError> {
         nodes
             .par_iter()
             .map(|n| match n.body {
-                Body::File(data) => compress::compress(data, opts.compression, blk as usize),
+                // Files of one block or less stay flat: not worth a cache entry.
+                Body::File(data) if data.len() as u64 > blk => {
+                    files.compress(data).and_then(|z| super::codec::decode(&z))
+                }
                 _ => None,
             })
             .collect()

@@ -41,6 +41,30 @@ pub fn compress_fill(src: &[u8], dst: &mut [u8], level: u32) -> Option<(usize, u
     }
 }
 
+/// Decodes one MicroLZMA stream into exactly `dst.len()` bytes.
+pub fn decode(src: &[u8], dst: &mut [u8]) -> bool {
+    // SAFETY: the stream starts as LZMA_STREAM_INIT (all zeros); the decoder reads at most
+    // `avail_in` bytes from `src` and writes at most `avail_out` into `dst`, both alive until
+    // lzma_code returns, and lzma_end frees what it allocated whatever happened.
+    unsafe {
+        let mut strm: sys::lzma_stream = std::mem::zeroed();
+        if sys::lzma_microlzma_decoder(&mut strm, src.len() as u64, dst.len() as u64, 1, DICT_SIZE)
+            != sys::LZMA_OK
+        {
+            sys::lzma_end(&mut strm);
+            return false;
+        }
+        strm.next_in = src.as_ptr();
+        strm.avail_in = src.len();
+        strm.next_out = dst.as_mut_ptr();
+        strm.avail_out = dst.len();
+        let ret = sys::lzma_code(&mut strm, sys::LZMA_FINISH);
+        let wrote = strm.total_out;
+        sys::lzma_end(&mut strm);
+        ret == sys::LZMA_STREAM_END && wrote == dst.len() as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,21 +79,8 @@ mod tests {
         assert!(read > 4096 && wrote <= 4096, "{read} {wrote}");
         assert_ne!(dst[0], 0, "MicroLZMA never starts with a zero byte");
 
-        // SAFETY: as above; the decoder is given exact sizes.
         let mut out = vec![0u8; read];
-        unsafe {
-            let mut strm: sys::lzma_stream = std::mem::zeroed();
-            let ret =
-                sys::lzma_microlzma_decoder(&mut strm, wrote as u64, read as u64, 1, DICT_SIZE);
-            assert_eq!(ret, sys::LZMA_OK);
-            strm.next_in = dst.as_ptr();
-            strm.avail_in = wrote;
-            strm.next_out = out.as_mut_ptr();
-            strm.avail_out = out.len();
-            let ret = sys::lzma_code(&mut strm, sys::LZMA_FINISH);
-            sys::lzma_end(&mut strm);
-            assert_eq!(ret, sys::LZMA_STREAM_END);
-        }
+        assert!(decode(&dst[..wrote], &mut out));
         assert_eq!(out, data[..read]);
     }
 }

@@ -14,12 +14,14 @@
 //! nothing depends on thread count, hash order or the clock. mtimes are clamped to
 //! [`Options::epoch`] (SOURCE_DATE_EPOCH), which is also the superblock time.
 
+mod codec;
 mod compress;
 mod meta;
 
 pub use compress::Compression;
 
 use super::WriteError;
+use super::blocks::{BlockCache, BlockStats, Blocks};
 use super::inodes::{self, Inode, encode_dev};
 use crate::tree::Kind;
 use crate::tree::Tree;
@@ -84,18 +86,40 @@ fn io_error(e: std::io::Error) -> WriteError {
     }
 }
 
-/// Writes `t` as a squashfs image into `out` from its current position; returns the image size.
-pub fn write(t: &Tree, opts: &Options, out: &mut std::fs::File) -> Result<u64, WriteError> {
+/// Writes `t` as a squashfs image into `out` from its current position, with blocks from
+/// `cache` when it holds them; returns the image size and the block counts.
+pub fn write(
+    t: &Tree,
+    opts: &Options,
+    cache: Option<&BlockCache>,
+    out: &mut std::fs::File,
+) -> Result<(u64, BlockStats), WriteError> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    let size = write_to(t, opts, &mut w)?;
+    let done = write_cached(t, opts, cache, &mut w)?;
     w.flush().map_err(io_error)?;
-    Ok(size)
+    Ok(done)
 }
 
 /// Writes `t` as a squashfs image into any seekable writer from its current position; returns
 /// the image size (padded to 4 KiB, as mksquashfs pads), and leaves the writer at its end.
 pub fn write_to(t: &Tree, opts: &Options, w: &mut (impl Write + Seek)) -> Result<u64, WriteError> {
+    write_cached(t, opts, None, w).map(|(size, _)| size)
+}
+
+/// [`write_to`], taking data and fragment blocks from `cache` when it holds them (and storing
+/// those it did not): the same bytes, and how many blocks came from the cache.
+pub fn write_cached(
+    t: &Tree,
+    opts: &Options,
+    cache: Option<&BlockCache>,
+    w: &mut (impl Write + Seek),
+) -> Result<(u64, BlockStats), WriteError> {
     check_options(opts)?;
+    let codec = codec::SquashfsCodec {
+        compression: opts.compression,
+        block_size: opts.block_size,
+    };
+    let blocks = Blocks::new(&codec, cache, opts.block_size as usize);
     let base = w.stream_position().map_err(io_error)?;
     let nodes = inodes::collect(t).map_err(err)?;
     let mut out = Out { w, pos: 0 };
@@ -106,7 +130,7 @@ pub fn write_to(t: &Tree, opts: &Options, w: &mut (impl Write + Seek)) -> Result
         out.put(o)?;
     }
 
-    let data = write_data(&nodes, opts, &mut out)?;
+    let data = write_data(&nodes, opts, &blocks, &mut out)?;
     tracing::debug!(
         inodes = nodes.len(),
         fragments = data.fragments.len(),
@@ -208,7 +232,7 @@ pub fn write_to(t: &Tree, opts: &Options, w: &mut (impl Write + Seek)) -> Result
     out.w
         .seek(SeekFrom::Start(base + padded))
         .map_err(io_error)?;
-    Ok(padded)
+    Ok((padded, blocks.stats()))
 }
 
 fn check_options(opts: &Options) -> Result<(), WriteError> {
@@ -312,11 +336,11 @@ struct Packed<'a> {
 
 /// Compresses one data or fragment block: every block of file content in the image goes
 /// through here (and nothing else does). `None`: storing `raw` as it is takes less room.
-fn compress_block(opts: &Options, raw: &[u8]) -> Option<Vec<u8>> {
-    opts.compression.compress(raw, opts.block_size)
+fn compress_block(blocks: &Blocks<codec::SquashfsCodec>, raw: &[u8]) -> Option<Vec<u8>> {
+    blocks.compress(raw)
 }
 
-fn pack<'a>(job: &Job<'a>, opts: &Options) -> Packed<'a> {
+fn pack<'a>(job: &Job<'a>, blocks: &Blocks<codec::SquashfsCodec>) -> Packed<'a> {
     use std::borrow::Cow;
     let (raw, sparse) = match job {
         Job::Block { raw, .. } => (Cow::Borrowed(*raw), raw.iter().all(|&x| x == 0)),
@@ -328,7 +352,7 @@ fn pack<'a>(job: &Job<'a>, opts: &Options) -> Packed<'a> {
             word: 0,
         };
     }
-    match compress_block(opts, &raw) {
+    match compress_block(blocks, &raw) {
         Some(z) => Packed {
             word: z.len() as u32,
             bytes: Cow::Owned(z),
@@ -346,6 +370,7 @@ fn pack<'a>(job: &Job<'a>, opts: &Options) -> Packed<'a> {
 fn write_data<W: Write>(
     nodes: &[Inode],
     opts: &Options,
+    blocks: &Blocks<codec::SquashfsCodec>,
     out: &mut Out<W>,
 ) -> Result<Data, WriteError> {
     let bs = opts.block_size as usize;
@@ -383,13 +408,13 @@ fn write_data<W: Write>(
     let frag_count = frags.len();
     jobs.extend(frags.into_iter().map(Job::Fragment));
 
-    let blocks = jobs.len() - frag_count;
+    let full_blocks = jobs.len() - frag_count;
     let mut fragments = Vec::with_capacity(frag_count);
     let mut done = 0;
     let mut blocks_end = out.pos;
     super::ordered::for_each(
         &jobs,
-        |job| pack(job, opts),
+        |job| pack(job, blocks),
         |p| {
             let start = out.pos;
             out.put(&p.bytes)?;
@@ -407,7 +432,7 @@ fn write_data<W: Write>(
                 Job::Fragment(_) => fragments.push((start, p.word)),
             }
             done += 1;
-            if done == blocks {
+            if done == full_blocks {
                 blocks_end = out.pos;
             }
             Ok::<(), WriteError>(())
