@@ -351,7 +351,7 @@ fn main() {
     let bytes = out.content_bytes();
     let size = time("write: squashfs (zstd 15)", out.len(), || {
         elsx::write::atomic_write(&img, |f| {
-            elsx::write::squashfs::write(&out, &Default::default(), f)
+            elsx::write::squashfs::write(&out, &Default::default(), f).map(|_| ())
         })
         .unwrap()
     });

@@ -504,18 +504,14 @@ impl Fetcher {
         Ok(Got::Body(validators))
     }
 
-    /// One URL with retries and backoff.
+    /// One exchange ([`Fetcher::exchange`] of one URL) with retries and backoff.
     fn with_retries(
         &self,
-        url: &str,
-        sink: &mut dyn Sink,
-        ask_metalink: bool,
-        cond: Option<&Validators>,
-        cx: Cx<'_>,
+        mut exchange: impl FnMut() -> Result<Got, Failure>,
     ) -> Result<Got, FetchError> {
         let mut pause = self.policy.backoff;
         for attempt in 1.. {
-            match self.exchange(url, sink, ask_metalink, cond, cx) {
+            match exchange() {
                 Ok(g) => return Ok(g),
                 Err(Failure::Final(e)) => return Err(e),
                 Err(Failure::Retry(e, wait)) => {
@@ -559,7 +555,7 @@ impl Fetcher {
             return Err(mismatch(actual));
         }
         tracing::info!("{}; downloading it again from the start", mismatch(actual));
-        self.with_retries(url, sink, false, None, cx)?;
+        self.with_retries(|| self.exchange(url, sink, false, None, cx))?;
         let actual = sink.digest(sum.algo)?;
         if actual == sum.hex {
             return Ok(());
@@ -579,7 +575,7 @@ impl Fetcher {
         cond: Option<&Validators>,
         cx: Cx<'_>,
     ) -> Result<Got, FetchError> {
-        match self.with_retries(url, sink, ask_metalink, cond, cx)? {
+        match self.with_retries(|| self.exchange(url, sink, ask_metalink, cond, cx))? {
             Got::Metalink(m) => {
                 // The caller's checksum (from signed-over metadata) wins over the metalink's.
                 let from_metalink = m.hashes.iter().max_by_key(|h| h.algo as u8).cloned();

@@ -6,6 +6,7 @@ mod support;
 
 use elsx::package::{self, VerityMode};
 use elsx::tree::{Entry, Tree};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn run(cmd: &mut Command) -> String {
@@ -131,6 +132,38 @@ fn plain_ddi_and_reproducibility() {
     );
 }
 
+#[test]
+fn ddi_around_a_file_system_in_place_matches_the_one_from_bytes() {
+    use std::io::{Seek, SeekFrom, Write};
+    // Not a multiple of 4 KiB: the padding must read as zeros both ways.
+    let mut fs = fs_image(16);
+    fs.extend_from_slice(b"tail");
+    let dir = tempfile::tempdir().unwrap();
+    for mode in [VerityMode::None, VerityMode::Hash, VerityMode::Defer] {
+        let mut from_bytes = Vec::new();
+        let a = package::write_ddi(&fs, "x86_64", mode, None, b"seed", &mut from_bytes).unwrap();
+        let p = dir.path().join(format!("{mode:?}.raw"));
+        let mut f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        f.seek(SeekFrom::Start(package::FS_OFFSET)).unwrap();
+        f.write_all(&fs).unwrap();
+        let b = package::write_ddi_around(&mut f, fs.len() as u64, "x86_64", mode, None, b"seed")
+            .unwrap();
+        drop(f);
+        assert!(
+            std::fs::read(&p).unwrap() == from_bytes,
+            "{mode:?}: bytes differ"
+        );
+        assert_eq!(a.root_hash, b.root_hash);
+        assert_eq!(a.partitions.len(), b.partitions.len());
+    }
+}
+
 /// `elsx --json pack` that must succeed; the root hash it reports.
 fn pack_root_hash(tree: &std::path::Path, img: &std::path::Path, args: &[&str]) -> String {
     let mut all = vec!["--json"];
@@ -204,34 +237,73 @@ fn sig_json(part: &[u8]) -> (String, serde_json::Value) {
     (text, v)
 }
 
+/// An EC key on `curve` (openssl's name: prime256v1, secp384r1) with a self-signed certificate
+/// `CN=cn`; the key in SEC1 form (`EC PRIVATE KEY`) when `sec1`, else PKCS#8.
+fn openssl_ec_key(dir: &Path, cn: &str, curve: &str, sec1: bool) -> (PathBuf, PathBuf) {
+    let (key, cert) = (dir.join(format!("{cn}.key")), dir.join(format!("{cn}.crt")));
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .arg(format!("ec_paramgen_curve:{curve}"))
+        .args(["-nodes", "-days", "3650", "-subj"])
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    if sec1 {
+        run(Command::new("openssl")
+            .args(["ec", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&key));
+        assert!(
+            std::fs::read_to_string(&key)
+                .unwrap()
+                .starts_with("-----BEGIN EC PRIVATE KEY")
+        );
+    }
+    (key, cert)
+}
+
+/// RSA (systemd-repart's usual keys) and EC P-256 keys, in PKCS#8 and SEC1 form.
 #[test]
 fn signed_ddi_is_verified_by_openssl_veritysetup_and_systemd_dissect() {
-    use base64::Engine;
     support::require_tools(&["openssl", "veritysetup", "sfdisk", "systemd-dissect"]);
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
     support::sample_sysext_dir(&tree, "signed");
-    let (key, cert) = support::openssl_key(dir.path(), "elsx-test");
+    let keys = [
+        support::openssl_key(dir.path(), "elsx-test"),
+        openssl_ec_key(dir.path(), "elsx-ec", "prime256v1", false),
+        openssl_ec_key(dir.path(), "elsx-ec-sec1", "prime256v1", true),
+    ];
+    for (key, cert) in &keys {
+        check_signed(&tree, dir.path(), key, cert);
+    }
+}
+
+/// Packs `tree` signed with `key` and `cert` (as squashfs and erofs, twice: the same bytes) and
+/// checks the image with sfdisk, veritysetup, openssl, systemd-dissect and `elsx inspect`.
+fn check_signed(tree: &Path, dir: &Path, key: &Path, cert: &Path) {
+    use base64::Engine;
     let (key_s, cert_s) = (key.to_str().unwrap(), cert.to_str().unwrap());
+    let cn = key.file_stem().unwrap().to_str().unwrap();
     for fs in ["squashfs", "erofs"] {
-        let img = dir.path().join(format!("signed-{fs}.raw"));
-        let root_hash = pack_root_hash(
-            &tree,
-            &img,
-            &[
-                "--fs",
-                fs,
-                "--ddi",
-                "--verity",
-                "signed",
-                "--key",
-                key_s,
-                "--certificate",
-                cert_s,
-                "--arch",
-                "x86_64",
-            ],
-        );
+        let img = dir.join(format!("signed-{cn}-{fs}.raw"));
+        let args = [
+            "--fs",
+            fs,
+            "--ddi",
+            "--verity",
+            "signed",
+            "--key",
+            key_s,
+            "--certificate",
+            cert_s,
+            "--arch",
+            "x86_64",
+        ];
+        let root_hash = pack_root_hash(tree, &img, &args);
         let parts = support::sfdisk_partitions(&img);
         let types: Vec<&str> = parts.iter().map(|p| p["type"].as_str().unwrap()).collect();
         assert_eq!(
@@ -245,7 +317,7 @@ fn signed_ddi_is_verified_by_openssl_veritysetup_and_systemd_dissect() {
         assert_eq!(parts[2]["name"], "root-x86-64-verity-sig");
         // systemd-repart's VERITY_SIG_SIZE: 16 KiB.
         assert_eq!(parts[2]["size"], 32);
-        let (data, hash) = (dir.path().join("data"), dir.path().join("hash"));
+        let (data, hash) = (dir.join("data"), dir.join("hash"));
         std::fs::write(&data, support::partition_bytes(&img, &parts[0])).unwrap();
         std::fs::write(&hash, support::partition_bytes(&img, &parts[1])).unwrap();
         run(Command::new("veritysetup")
@@ -261,18 +333,21 @@ fn signed_ddi_is_verified_by_openssl_veritysetup_and_systemd_dissect() {
             )),
             "{text}"
         );
-        assert_eq!(j["certificateFingerprint"], openssl_fingerprint(&cert));
+        assert_eq!(j["certificateFingerprint"], openssl_fingerprint(cert));
         let sig = base64::engine::general_purpose::STANDARD
             .decode(j["signature"].as_str().unwrap())
             .unwrap();
         assert!(
-            openssl_verifies(&sig, root_hash.as_bytes(), &cert),
+            openssl_verifies(&sig, root_hash.as_bytes(), cert),
             "{fs}: openssl rejects the signature"
         );
         assert!(
-            !openssl_verifies(&sig, b"something else", &cert),
+            !openssl_verifies(&sig, b"something else", cert),
             "the check can fail"
         );
+        // elsx's own check agrees both ways.
+        assert!(package::sign::verify_detached(&sig, root_hash.as_bytes()).is_ok());
+        assert!(package::sign::verify_detached(&sig, b"something else").is_err());
         let dissect = dissect_signed(&img);
         assert!(dissect.contains("verity_hash_signature"), "{dissect}");
         assert!(dissect.contains("extension for system"), "{dissect}");
@@ -280,8 +355,16 @@ fn signed_ddi_is_verified_by_openssl_veritysetup_and_systemd_dissect() {
         inspect.assert_success();
         let j = inspect.json();
         assert_eq!(j["signature"]["state"], "verified", "{inspect}");
-        assert_eq!(j["signature"]["signer"], "CN=elsx-test");
+        assert_eq!(j["signature"]["signer"], format!("CN={cn}"));
         assert_eq!(j["root_hash"], root_hash.as_str());
+        // Deterministic signatures (PKCS#1 v1.5, RFC 6979 ECDSA): the same image again.
+        let again = dir.join("again").join(img.file_name().unwrap());
+        std::fs::create_dir_all(again.parent().unwrap()).unwrap();
+        assert_eq!(pack_root_hash(tree, &again, &args), root_hash);
+        assert!(
+            std::fs::read(&img).unwrap() == std::fs::read(&again).unwrap(),
+            "{cn} {fs}: signing again gave other bytes"
+        );
     }
 }
 
@@ -372,25 +455,41 @@ fn signing_needs_a_matching_key_and_certificate() {
     let r = support::pack(&tree, &img, &["--ddi", "--verity", "signed"]);
     r.assert_code(2);
     assert!(r.stderr.contains("--key and --certificate"), "{r}");
-    let r = support::pack(
-        &tree,
-        &img,
-        &[
+    let signed = |key: &str, cert: &str| {
+        let args = [
             "--ddi",
             "--verity",
             "signed",
             "--key",
-            other_key,
+            key,
             "--certificate",
             cert,
-        ],
-    );
-    r.assert_code(2);
+        ];
+        let r = support::pack(&tree, &img, &args);
+        r.assert_code(2);
+        assert!(r.stderr.contains(key), "{r}");
+        r
+    };
+    let r = signed(other_key, cert);
     assert!(
         r.stderr.contains("does not belong to the certificate"),
         "{r}"
     );
-    assert!(r.stderr.contains(other_key), "{r}");
+    // An EC key and an RSA certificate; an EC key on another curve than P-256.
+    let (ec_key, ec_cert) = openssl_ec_key(dir.path(), "ec", "prime256v1", false);
+    let r = signed(ec_key.to_str().unwrap(), cert);
+    assert!(
+        r.stderr.contains("does not belong to the certificate"),
+        "{r}"
+    );
+    assert!(
+        signed(key, ec_cert.to_str().unwrap())
+            .stderr
+            .contains("does not belong to the certificate")
+    );
+    let (p384_key, p384_cert) = openssl_ec_key(dir.path(), "p384", "secp384r1", false);
+    let r = signed(p384_key.to_str().unwrap(), p384_cert.to_str().unwrap());
+    assert!(r.stderr.contains("EC P-256"), "{r}");
     let r = support::pack(
         &tree,
         &img,

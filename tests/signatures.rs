@@ -764,3 +764,119 @@ fn shipped_definitions_on_an_unsigned_mirror() {
         "{run}"
     );
 }
+
+/// A key made by gpg in `home` at the (faked) time `at` (`20200101T000000`), valid for
+/// `expire` (`never`, `1y`); returns its fingerprint.
+fn gen_key(home: &Path, uid: &str, at: &str, expire: &str) -> String {
+    run_tool(
+        gpg(home)
+            .args(["--pinentry-mode", "loopback", "--passphrase", ""])
+            .arg(format!("--faked-system-time={at}!"))
+            .args(["--quick-gen-key", uid, "rsa2048", "sign", expire]),
+    );
+    let out = run_tool(gpg(home).args(["--with-colons", "--list-keys", uid]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_owned())
+        })
+        .unwrap()
+}
+
+/// `gpg --detach-sign --armor` of `file` by `fpr` at the (faked) time `at`.
+fn sign_at(home: &Path, fpr: &str, at: &str, file: &Path) -> Vec<u8> {
+    run_tool(
+        gpg(home)
+            .arg(format!("--faked-system-time={at}!"))
+            .args(["--yes", "--local-user", fpr, "--detach-sign", "--armor"])
+            .arg(file),
+    );
+    read(&PathBuf::from(format!("{}.asc", file.display())))
+}
+
+/// Expired and revoked keys, from gpg: a signature counts only from a key alive when it was
+/// made and alive now, never from a revoked one; a build from a repository signed with such a
+/// key is refused naming the repository and the key.
+#[test]
+fn expired_and_revoked_keys_are_refused() {
+    require_tools(&["gpg"]);
+    let home = tempfile::Builder::new().prefix("gpg-").tempdir().unwrap();
+    let h = home.path();
+    // Signatures over the fixture repository's repomd.xml, served at the end.
+    let data = h.join("repomd.xml");
+    let md = read(&support::fixture_repo().join("repodata/repomd.xml"));
+    std::fs::write(&data, &md).unwrap();
+    let export = |fpr: &str| run_tool(gpg(h).args(["--armor", "--export", fpr])).stdout;
+    let check = |key: &[u8], now: Option<i64>, asc: &[u8]| {
+        let mut r = Keyring {
+            now,
+            ..Keyring::default()
+        };
+        r.add(sig::parse_keys(key, "key").unwrap(), "key");
+        r.verify_detached(&md, asc, "repomd.xml")
+    };
+    let now = Some(1_900_000_000); // 2030
+
+    // Made in 2020 for a year, used in 2020: good then, expired now.
+    let expiring = gen_key(h, "expiring <exp@elsx.invalid>", "20200101T000000", "1y");
+    let expiring_key = export(&expiring);
+    let asc_2020 = sign_at(h, &expiring, "20200601T000000", &data);
+    assert_eq!(check(&expiring_key, None, &asc_2020).unwrap(), expiring);
+    let e = check(&expiring_key, now, &asc_2020).unwrap_err();
+    assert!(
+        matches!(&e, SigError::Expired { key, expired, .. } if *key == expiring && expired.starts_with("2020-12-31")),
+        "{e}"
+    );
+    // Extended by a new self-signature in 2022, it signs again; the key as it was before the
+    // extension (expired in 2020) does not vouch for a signature of 2022.
+    run_tool(
+        gpg(h)
+            .args(["--pinentry-mode", "loopback", "--passphrase", ""])
+            .arg("--faked-system-time=20220101T000000!")
+            .args(["--quick-set-expire", &expiring, "2y"]),
+    );
+    let asc_2022 = sign_at(h, &expiring, "20220601T000000", &data);
+    let extended = export(&expiring);
+    assert!(check(&extended, None, &asc_2022).is_ok());
+    let e = check(&expiring_key, None, &asc_2022).unwrap_err();
+    assert!(
+        matches!(&e, SigError::SignedAfterExpiry { key, signed, .. } if *key == expiring && signed.starts_with("2022-06-01")),
+        "{e}"
+    );
+
+    // Revoked with the certificate gpg made with the key (openpgp-revocs.d), after signing.
+    let revoked = gen_key(h, "revoked <rev@elsx.invalid>", "20240101T000000", "never");
+    let asc_rev = sign_at(h, &revoked, "20240601T000000", &data);
+    let good = export(&revoked);
+    assert!(check(&good, now, &asc_rev).is_ok());
+    let cert = std::fs::read_to_string(h.join(format!("openpgp-revocs.d/{revoked}.rev"))).unwrap();
+    // gpg puts a ':' before the armor so that the certificate is not imported by accident.
+    let cert = cert.replace(":-----BEGIN", "-----BEGIN");
+    let cert_file = h.join("revoke.asc");
+    std::fs::write(&cert_file, cert).unwrap();
+    run_tool(gpg(h).arg("--import").arg(&cert_file));
+    let revoked_key = export(&revoked);
+    let e = check(&revoked_key, None, &asc_rev).unwrap_err();
+    assert!(
+        matches!(&e, SigError::Revoked { key, .. } if *key == revoked),
+        "{e}"
+    );
+
+    // End to end: the fixture repository signed by each, the key given by gpgkey=.
+    for (fpr, key, asc, needle) in [
+        (&expiring, &expiring_key, &asc_2020, "expired on 2020-12-31"),
+        (&revoked, &revoked_key, &asc_rev, "revoked"),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("repo");
+        support::copy_tree(support::fixture_repo(), &repo);
+        std::fs::write(repo.join("repodata/repomd.xml.asc"), asc).unwrap();
+        let key_file = t.path().join("key.asc");
+        std::fs::write(&key_file, key).unwrap();
+        let (server, url) = served(&repo);
+        let (_dir, run) = build_with(&url, &format!("gpgkey=file://{}\n", key_file.display()));
+        assert_refused(&run, &["repository fixtures", fpr, needle]);
+        drop(server);
+    }
+}

@@ -1,7 +1,7 @@
 //! Unpacking checked against `rpm2cpio | cpio -idm` on every fixture RPM (payloads none, gzip,
-//! bzip2, xz, zstd; devices, fifos, hard links, setuid/setgid/sticky, caps, ghosts, owners), and
-//! hostile payloads wrapped in real RPMs: refused, naming the package and the entry, with nothing
-//! written outside the target.
+//! bzip2, xz, zstd; devices, fifos, hard links, setuid/setgid/sticky, caps, ghosts, owners) and on
+//! a legacy lzma payload, and hostile payloads wrapped in real RPMs: refused, naming the package
+//! and the entry, with nothing written outside the target.
 
 mod support;
 
@@ -120,43 +120,48 @@ fn query(rpm: &Path, fmt: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Unpacks `rpm` with elsx and with `rpm2cpio | cpio -idm` and asserts both trees are equal.
+fn assert_matches_rpm2cpio(rpm: &Path) {
+    let name = rpm.file_name().unwrap().to_string_lossy().into_owned();
+    let want = reference(rpm);
+    let (t, _) = unpack::unpack_file(rpm).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut got = seen(&t);
+    // cpio creates the parents of what the payload holds with its own modes; the header
+    // lists only the package's own directories. Compare the directories cpio made without
+    // their modes unless the package lists them.
+    let listed = query(rpm, "[%{FILENAMES}\n]");
+    let listed: std::collections::BTreeSet<&str> =
+        listed.lines().map(|l| l.trim_start_matches('/')).collect();
+    for (p, s) in got.iter_mut() {
+        if s.kind == "dir" && !listed.contains(p.as_str()) {
+            s.mode = 0;
+        }
+    }
+    let mut want = want;
+    for (p, s) in want.iter_mut() {
+        if s.kind == "dir" && !listed.contains(p.as_str()) {
+            s.mode = 0;
+        }
+    }
+    // Ghosts are listed in the header and made by neither.
+    let ghosts = query(rpm, "[%{FILEFLAGS:fflags} %{FILENAMES}\n]");
+    for l in ghosts
+        .lines()
+        .filter(|l| l.split(' ').next().unwrap().contains('g'))
+    {
+        let p = l.split_once(' ').unwrap().1.trim_start_matches('/');
+        assert!(!got.contains_key(p), "{name}: %ghost {p} was created");
+    }
+    assert_eq!(got, want, "{name}: elsx and rpm2cpio | cpio -idm disagree");
+}
+
 #[test]
 fn every_fixture_rpm_matches_rpm2cpio() {
     let rpms = fixture_rpms();
     let mut compressors = std::collections::BTreeSet::new();
     for rpm in &rpms {
-        let name = rpm.file_name().unwrap().to_string_lossy().into_owned();
         compressors.insert(query(rpm, "%{PAYLOADCOMPRESSOR}"));
-        let want = reference(rpm);
-        let (t, _) = unpack::unpack_file(rpm).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut got = seen(&t);
-        // cpio creates the parents of what the payload holds with its own modes; the header
-        // lists only the package's own directories. Compare the directories cpio made without
-        // their modes unless the package lists them.
-        let listed = query(rpm, "[%{FILENAMES}\n]");
-        let listed: std::collections::BTreeSet<&str> =
-            listed.lines().map(|l| l.trim_start_matches('/')).collect();
-        for (p, s) in got.iter_mut() {
-            if s.kind == "dir" && !listed.contains(p.as_str()) {
-                s.mode = 0;
-            }
-        }
-        let mut want = want;
-        for (p, s) in want.iter_mut() {
-            if s.kind == "dir" && !listed.contains(p.as_str()) {
-                s.mode = 0;
-            }
-        }
-        // Ghosts are listed in the header and made by neither.
-        let ghosts = query(rpm, "[%{FILEFLAGS:fflags} %{FILENAMES}\n]");
-        for l in ghosts
-            .lines()
-            .filter(|l| l.split(' ').next().unwrap().contains('g'))
-        {
-            let p = l.split_once(' ').unwrap().1.trim_start_matches('/');
-            assert!(!got.contains_key(p), "{name}: %ghost {p} was created");
-        }
-        assert_eq!(got, want, "{name}: elsx and rpm2cpio | cpio -idm disagree");
+        assert_matches_rpm2cpio(rpm);
     }
     for c in ["(none)", "gzip", "bzip2", "xz", "zstd"] {
         assert!(
@@ -164,6 +169,59 @@ fn every_fixture_rpm_matches_rpm2cpio() {
             "no fixture with a {c} payload: {compressors:?}"
         );
     }
+}
+
+/// rpm's legacy `lzdio` payloads are `.lzma` ("LZMA_Alone") streams, not xz: built here with
+/// rpmbuild (`_binary_payload w9.lzdio`, a 64 MiB dictionary) rather than in the fixture
+/// repository, which other tests count.
+#[test]
+fn lzma_payload_matches_rpm2cpio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = mkrepo(
+        tmp.path(),
+        &[(
+            "lzma.spec",
+            r#"Name: payload-lzma
+Version: 1.0
+Release: 1
+Summary: a package with an lzma (LZMA_Alone) payload
+License: MIT
+BuildArch: noarch
+%define _binary_payload w9.lzdio
+%description
+lzma payload
+%prep
+%build
+%install
+d=%{buildroot}/usr/share/lz
+install -d -m 0750 $d/sub
+seq 1 20000 > $d/sub/numbers
+printf 'hello\n' > $d/hello
+ln $d/hello $d/hello2
+ln -s sub/numbers $d/link
+%files
+/usr/share/lz
+"#,
+        )],
+    );
+    let rpm = rpm_in(&repo, "payload-lzma-1.0-1.noarch.rpm");
+    assert_eq!(query(&rpm, "%{PAYLOADCOMPRESSOR}"), "lzma");
+    // The payload really is LZMA_Alone: properties byte 0x5d (lc=3 lp=0 pb=2), a 64 MiB
+    // dictionary, unknown size; no xz magic.
+    let data = std::fs::read(&rpm).unwrap();
+    let payload = &data[payload_start(&data)..];
+    assert_eq!(
+        hex::encode(&payload[..13]),
+        "5d00000004ffffffffffffffff",
+        "not the .lzma header rpm's lzdio writes"
+    );
+    assert_matches_rpm2cpio(&rpm);
+    let (t, _) = unpack::unpack_file(&rpm).unwrap();
+    let numbers = match &t.entries["usr/share/lz/sub/numbers"].kind {
+        Kind::File(d) => d.len(),
+        k => panic!("{k:?}"),
+    };
+    assert_eq!(numbers, 108_894);
 }
 
 #[test]
@@ -334,13 +392,9 @@ fn with_payload(rpm: &Path, payload: &[u8], keep_digest: bool) -> Vec<u8> {
 /// Builds the hostile template package: a directory `lin2/` with a file, a symlink `link` to
 /// a 64-character placeholder target, and a file `plain`.
 fn hostile_template(dir: &Path) -> PathBuf {
-    let specs = dir.join("specs");
-    std::fs::create_dir_all(&specs).unwrap();
     let target = format!("/{}", "T".repeat(63));
-    std::fs::write(
-        specs.join("hostile.spec"),
-        format!(
-            r#"Name: hostile
+    let spec = format!(
+        r#"Name: hostile
 Version: 1.0
 Release: 1
 Summary: template for hostile payloads
@@ -360,17 +414,8 @@ ln -s {target} $d/link
 %files
 /usr/share/h
 "#
-        ),
-    )
-    .unwrap();
-    let repo = dir.join("repo");
-    run_tool(
-        Command::new("bash")
-            .arg(manifest_dir().join("scripts/mkrepo.sh"))
-            .arg(&specs)
-            .arg(&repo)
-            .env("SOURCE_DATE_EPOCH", "1700000000"),
     );
+    let repo = mkrepo(dir, &[("hostile.spec", &spec)]);
     rpm_in(&repo, "hostile-1.0-1.noarch.rpm")
 }
 
@@ -545,4 +590,210 @@ fn patched_symlink(template: &Path, sentinel: &Path, dir: &Path) -> (PathBuf, St
     let p = dir.join("patched-symlink.rpm");
     std::fs::write(&p, &data).unwrap();
     (p, target)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packages installed over one another: directory symlinks
+
+/// A noarch spec named `name` whose %install runs `install` and whose %files lists `files`.
+fn spec(name: &str, requires: &str, install: &str, files: &str) -> String {
+    format!(
+        "Name: {name}\nVersion: 1.0\nRelease: 1\nSummary: {name}\nLicense: MIT\nBuildArch: noarch\n{requires}\n%description\n{name}\n%prep\n%build\n%install\nd=%{{buildroot}}\n{install}\n%files\n{files}\n"
+    )
+}
+
+/// What rpm itself installs from `rpms` (one transaction, its own order) into a new root.
+fn rpm_install(root: &Path, rpms: &[PathBuf]) -> BTreeMap<String, Node> {
+    std::fs::create_dir_all(root).unwrap();
+    run_tool(
+        Command::new("rpm")
+            .arg("--root")
+            .arg(root)
+            .args(["--dbpath", "/rpmdb", "-i", "--nosignature", "--noscripts"])
+            .args(rpms),
+    );
+    let mut t = read_tree(root);
+    t.retain(|p, _| p != "rpmdb" && !p.starts_with("rpmdb/"));
+    t
+}
+
+/// `elsx build` of the image `layers` (`base` packages, `install` on top) from `repo` into
+/// `out`, with `ELSX_BASE=mode` (`unpack`, or `headers`: the default).
+fn build_base_and(repo: &Path, base: &[&str], install: &[&str], out: &Path, mode: &str) -> Run {
+    let recipe = out.with_extension("toml");
+    let list = |v: &[&str]| format!("{v:?}");
+    std::fs::write(
+        &recipe,
+        format!(
+            "[extension]\nname = \"layers\"\nversion = \"1\"\nos-id = \"_any\"\n[repos]\nuse = [\"layers\"]\n[base]\npackages = {}\n[packages]\ninstall = {}\n",
+            list(base),
+            list(install)
+        ),
+    )
+    .unwrap();
+    elsx_with_env(
+        Arc::new(tempfile::tempdir().unwrap()),
+        [
+            "build",
+            recipe.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--repo",
+            &format!("layers={}", file_url(repo)),
+        ],
+        &[("ELSX_BASE", mode)],
+    )
+}
+
+/// Base `dirlinks` makes `lib64 -> usr/lib64` and `opt/vendor -> /opt/real`; `aa-old` (a base
+/// package ordered before it by name) ships `/lib64/libold.so`; the extension's `aa-tool` ships
+/// `/lib64/libfoo.so.1`; `ab-data` ships `/opt/app/share/data.txt` below `zz-applink`'s
+/// `opt/app -> vendor/app` (so through two links). rpm, installing the links first, puts
+/// everything in usr/lib64 and opt/real/app; so must elsx, from headers and unpacked alike.
+#[test]
+fn entries_below_an_earlier_packages_directory_link_follow_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let specs = [
+        spec(
+            "dirlinks",
+            "",
+            "install -d $d/usr/lib64 $d/opt/real/app\nln -s usr/lib64 $d/lib64\nln -s /opt/real $d/opt/vendor\necho base > $d/usr/lib64/libbase.so",
+            "/lib64\n%dir /usr/lib64\n/usr/lib64/libbase.so\n/opt/vendor\n%dir /opt/real\n%dir /opt/real/app",
+        ),
+        spec(
+            "aa-old",
+            "Requires: dirlinks",
+            "install -d $d/lib64\necho old > $d/lib64/libold.so",
+            "/lib64/libold.so",
+        ),
+        spec(
+            "aa-tool",
+            "Requires: dirlinks",
+            "install -d $d/lib64 $d/usr/bin\necho foo > $d/lib64/libfoo.so.1\nln -s libfoo.so.1 $d/lib64/libfoo.so\necho tool > $d/usr/bin/aa-tool",
+            "/lib64/libfoo.so.1\n/lib64/libfoo.so\n/usr/bin/aa-tool",
+        ),
+        spec(
+            "ab-data",
+            "Requires: zz-applink",
+            "install -d $d/opt/app/share\necho data > $d/opt/app/share/data.txt",
+            "/opt/app/share/data.txt",
+        ),
+        spec(
+            "zz-applink",
+            "Requires: dirlinks",
+            "install -d $d/opt\nln -s vendor/app $d/opt/app",
+            "/opt/app",
+        ),
+    ];
+    let named: Vec<(String, &str)> = ["dirlinks", "aa-old", "aa-tool", "ab-data", "zz-applink"]
+        .iter()
+        .zip(&specs)
+        .map(|(n, s)| (format!("{n}.spec"), s.as_str()))
+        .collect();
+    let named: Vec<(&str, &str)> = named.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    let repo = mkrepo(tmp.path(), &named);
+    let rpm = |n: &str| rpm_in(&repo, &format!("{n}-1.0-1.noarch.rpm"));
+
+    // rpm's answer: the base, then base and extension in one root.
+    let base_rpms = [rpm("dirlinks"), rpm("aa-old")];
+    let base = rpm_install(&tmp.path().join("rpm-base"), &base_rpms);
+    let all = rpm_install(
+        &tmp.path().join("rpm-all"),
+        &[
+            &base_rpms[..],
+            &[rpm("aa-tool"), rpm("ab-data"), rpm("zz-applink")],
+        ]
+        .concat(),
+    );
+    assert!(matches!(&base["lib64"], Node::Symlink(t) if t == "usr/lib64"));
+    assert!(base.contains_key("usr/lib64/libold.so"), "{base:?}");
+    assert!(all.contains_key("usr/lib64/libfoo.so.1"), "{all:?}");
+    assert!(all.contains_key("opt/real/app/share/data.txt"), "{all:?}");
+    // What the extension adds below usr/ and opt/, directories aside.
+    let added: BTreeMap<String, Node> = all
+        .into_iter()
+        .filter(|(p, n)| {
+            (p.starts_with("usr/") || p.starts_with("opt/"))
+                && !matches!(n, Node::Dir { .. })
+                && !base.contains_key(p)
+        })
+        .collect();
+
+    let mut images = Vec::new();
+    for mode in ["unpack", "headers"] {
+        let out = tmp.path().join(format!("out-{mode}"));
+        let run = build_base_and(
+            &repo,
+            &["dirlinks", "aa-old"],
+            &["aa-tool", "ab-data"],
+            &out,
+            mode,
+        );
+        assert_eq!(run.code, 0, "{mode}: {run}");
+        let image = out.join("layers.raw");
+        let dest = tmp.path().join(format!("img-{mode}"));
+        extract_image(&image, &dest);
+        let got: BTreeMap<String, Node> = read_tree(&dest)
+            .into_iter()
+            .filter(|(p, n)| {
+                !matches!(n, Node::Dir { .. }) && !p.starts_with("usr/lib/extension-release.d")
+            })
+            .collect();
+        assert_eq!(got, added, "{mode}: the image is not what rpm installs");
+        images.push(std::fs::read(&image).unwrap());
+    }
+    assert!(
+        images[0] == images[1],
+        "the image from headers differs from the unpacked base's"
+    );
+}
+
+/// A base package's link that climbs out of the root, and an extension package writing below
+/// it: refused, naming the package and the entry, whether the base is unpacked or not.
+#[test]
+fn a_directory_link_out_of_the_root_is_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sentinel = tmp.path().join("sentinel");
+    std::fs::create_dir_all(&sentinel).unwrap();
+    let up = "../".repeat(12);
+    let specs = [
+        spec(
+            "esc-base",
+            "",
+            &format!(
+                "install -d $d/usr/share\nln -s {up}{} $d/usr/share/esc",
+                sentinel.display()
+            ),
+            "/usr/share/esc",
+        ),
+        spec(
+            "esc-user",
+            "",
+            "install -d $d/usr/share/esc\necho evil > $d/usr/share/esc/evil",
+            "/usr/share/esc/evil",
+        ),
+    ];
+    let repo = mkrepo(
+        tmp.path(),
+        &[("esc-base.spec", &specs[0]), ("esc-user.spec", &specs[1])],
+    );
+    for mode in ["unpack", "headers"] {
+        let out = tmp.path().join(format!("out-{mode}"));
+        let run = build_base_and(&repo, &["esc-base"], &["esc-user"], &out, mode);
+        assert_eq!(run.code, 2, "{mode}: {run}");
+        assert!(
+            run.stderr.contains("esc-user-1.0-1.noarch")
+                && run.stderr.contains("/usr/share/esc/evil")
+                && run.stderr.contains("outside the image root"),
+            "{mode}: {run}"
+        );
+        assert!(
+            dir_entries(&out).iter().all(|p| !p.ends_with(".raw")),
+            "{mode}: {run}"
+        );
+    }
+    assert!(
+        dir_entries(&sentinel).is_empty(),
+        "written into the sentinel"
+    );
 }

@@ -87,7 +87,7 @@ enum Command {
         /// 16 KiB of zeros, for signing offline)
         #[arg(long, value_enum, default_value = "none")]
         verity: VerityArg,
-        /// PEM private key (RSA) that signs the root hash, for --verity signed
+        /// PEM private key (RSA or EC P-256) that signs the root hash, for --verity signed
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
         /// PEM certificate of --key, for --verity signed

@@ -7,7 +7,8 @@ const ENTRIES: u64 = 128;
 const ENTRY_SIZE: u64 = 128;
 /// Sectors the partition array takes (128 × 128 bytes).
 const ARRAY_SECTORS: u64 = ENTRIES * ENTRY_SIZE / SECTOR;
-const ALIGN: u64 = 1 << 20;
+/// Partitions start on 1 MiB boundaries; the first one at 1 MiB.
+pub const ALIGN: u64 = 1 << 20;
 
 /// A GUID in its textual byte order (as `sd_id128_t` holds it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +64,25 @@ pub struct Partition<'a> {
     pub label: &'a str,
     /// GPT attribute bits (bit 60: read-only).
     pub attributes: u64,
-    pub data: &'a [u8],
+    pub data: Data<'a>,
+}
+
+/// A partition's content.
+#[derive(Clone, Copy)]
+pub enum Data<'a> {
+    Bytes(&'a [u8]),
+    /// This many bytes the caller has already written at the partition's offset (see
+    /// [`write_around`]).
+    InPlace(u64),
+}
+
+impl Data<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Data::Bytes(b) => b.len() as u64,
+            Data::InPlace(n) => *n,
+        }
+    }
 }
 
 /// Where a partition landed.
@@ -82,17 +101,48 @@ fn round_up(v: u64, to: u64) -> u64 {
     v.div_ceil(to) * to
 }
 
-/// Lays out and writes a disk image holding `parts` in order.
+/// Lays out and writes a disk image holding `parts` in order, as one sequential stream.
 pub fn write(
     disk_guid: Guid,
     parts: &[Partition<'_>],
     out: &mut impl std::io::Write,
 ) -> std::io::Result<Vec<Placed>> {
+    let mut pos = 0u64;
+    lay_out(disk_guid, parts, &mut |at, bytes| {
+        assert!(at >= pos, "GPT layout written in order");
+        zeros(out, at - pos)?;
+        out.write_all(bytes)?;
+        pos = at + bytes.len() as u64;
+        Ok(())
+    })
+}
+
+/// Writes the disk image's headers and [`Data::Bytes`] partitions around partitions already in
+/// `out` ([`Data::InPlace`]; the first one starts at [`ALIGN`]). Gaps are left as they are: in
+/// a fresh file they read as zeros.
+pub fn write_around(
+    disk_guid: Guid,
+    parts: &[Partition<'_>],
+    out: &mut (impl std::io::Write + std::io::Seek),
+) -> std::io::Result<Vec<Placed>> {
+    lay_out(disk_guid, parts, &mut |at, bytes| {
+        out.seek(std::io::SeekFrom::Start(at))?;
+        out.write_all(bytes)
+    })
+}
+
+/// Places the partitions and hands every piece of the image to `put` (offset, bytes), in
+/// increasing offset order; in-place partitions are skipped.
+fn lay_out(
+    disk_guid: Guid,
+    parts: &[Partition<'_>],
+    put: &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<Vec<Placed>> {
     let mut offset = ALIGN;
     let mut placed = Vec::new();
     let mut ranges = Vec::new();
     for p in parts {
-        let size = round_up(p.data.len() as u64, 4096).max(4096);
+        let size = round_up(p.data.len(), 4096).max(4096);
         ranges.push((offset, size));
         placed.push(Placed {
             label: p.label.to_owned(),
@@ -152,26 +202,19 @@ pub fn write(
     mbr[510] = 0x55;
     mbr[511] = 0xaa;
 
-    let mut pos = 0u64;
-    let mut put = |out: &mut dyn std::io::Write, at: u64, bytes: &[u8]| -> std::io::Result<()> {
-        assert!(at >= pos, "GPT layout written in order");
-        zeros(out, at - pos)?;
-        out.write_all(bytes)?;
-        pos = at + bytes.len() as u64;
-        Ok(())
-    };
-    put(out, 0, &mbr)?;
-    put(out, SECTOR, &header(1, last_lba, 2))?;
-    put(out, 2 * SECTOR, &array)?;
-    for (p, &(off, _)) in parts.iter().zip(&ranges) {
-        put(out, off, p.data)?;
+    put(0, &mbr)?;
+    put(SECTOR, &header(1, last_lba, 2))?;
+    put(2 * SECTOR, &array)?;
+    for (p, &(off, size)) in parts.iter().zip(&ranges) {
+        match p.data {
+            Data::Bytes(b) => put(off, b)?,
+            // The caller wrote the content; the rest of the partition must still read as zeros.
+            Data::InPlace(n) if n < size => put(off + n, &vec![0u8; (size - n) as usize])?,
+            Data::InPlace(_) => {}
+        }
     }
-    put(out, backup_array_lba * SECTOR, &array)?;
-    put(
-        out,
-        last_lba * SECTOR,
-        &header(last_lba, 1, backup_array_lba),
-    )?;
+    put(backup_array_lba * SECTOR, &array)?;
+    put(last_lba * SECTOR, &header(last_lba, 1, backup_array_lba))?;
     Ok(placed)
 }
 

@@ -90,6 +90,9 @@ fn first16(b: &[u8]) -> [u8; 16] {
     b[..16].try_into().expect("16 bytes")
 }
 
+/// Where [`write_ddi_around`] expects the file system: the first partition's offset.
+pub const FS_OFFSET: u64 = gpt::ALIGN;
+
 /// Writes `fs` (a squashfs or erofs image) as a GPT disk image. `signer` is needed for
 /// [`VerityMode::Signed`] and ignored otherwise.
 pub fn write_ddi(
@@ -100,9 +103,62 @@ pub fn write_ddi(
     seed: &[u8],
     out: &mut impl std::io::Write,
 ) -> Result<DdiInfo, PackageError> {
+    let verity = |salt: &[u8], uuid| Ok(verity::compute(fs, salt, uuid));
+    ddi(
+        gpt::Data::Bytes(fs),
+        verity,
+        rpm_arch,
+        mode,
+        signer,
+        seed,
+        &mut |d, p| Ok(gpt::write(d, p, out)?),
+    )
+}
+
+/// Makes a GPT disk image around a file system of `fs_len` bytes that already sits in `file`
+/// at [`FS_OFFSET`] (written there by the file system writer, so it is never copied): reads it
+/// back for the verity hash, writes the other partitions and the GPT headers.
+pub fn write_ddi_around(
+    file: &mut (impl std::io::Read + std::io::Write + std::io::Seek),
+    fs_len: u64,
+    rpm_arch: &str,
+    mode: VerityMode,
+    signer: Option<&sign::Signer>,
+    seed: &[u8],
+) -> Result<DdiInfo, PackageError> {
+    use std::cell::RefCell;
+    let file = RefCell::new(file);
+    let verity = |salt: &[u8], uuid| {
+        let mut f = file.borrow_mut();
+        f.seek(std::io::SeekFrom::Start(FS_OFFSET))?;
+        let mut r = std::io::BufReader::with_capacity(1 << 20, &mut **f);
+        Ok(verity::compute_from(&mut r, fs_len, salt, uuid)?)
+    };
+    ddi(
+        gpt::Data::InPlace(fs_len),
+        verity,
+        rpm_arch,
+        mode,
+        signer,
+        seed,
+        &mut |d, p| Ok(gpt::write_around(d, p, &mut **file.borrow_mut())?),
+    )
+}
+
+/// Writes the GPT image of the given disk GUID and partitions.
+type WriteGpt<'w> = dyn FnMut(Guid, &[Partition]) -> Result<Vec<Placed>, PackageError> + 'w;
+
+/// The partitions of a disk image around the file system `fs`, handed to `write`.
+fn ddi(
+    fs: gpt::Data,
+    verity: impl FnOnce(&[u8], [u8; 16]) -> Result<verity::Verity, PackageError>,
+    rpm_arch: &str,
+    mode: VerityMode,
+    signer: Option<&sign::Signer>,
+    seed: &[u8],
+    write: &mut WriteGpt,
+) -> Result<DdiInfo, PackageError> {
     let t = types(rpm_arch).ok_or_else(|| PackageError::Arch(rpm_arch.to_owned()))?;
-    let mut data = fs.to_vec();
-    data.resize(data.len().div_ceil(verity::BLOCK).max(1) * verity::BLOCK, 0);
     let root_label = format!("root-{}", t.name);
     let verity_label = format!("root-{}-verity", t.name);
     let sig_label = format!("root-{}-verity-sig", t.name);
@@ -113,19 +169,18 @@ pub fn write_ddi(
             uuid: Guid::v4(first16(&derive(seed, "root-uuid"))),
             label: &root_label,
             attributes: gpt::ATTR_READ_ONLY,
-            data: &data,
+            data: fs,
         }];
         return Ok(DdiInfo {
-            partitions: gpt::write(disk_uuid, &parts, out)?,
+            partitions: write(disk_uuid, &parts)?,
             root_hash: None,
         });
     }
     let salt = derive(seed, "verity-salt");
-    let v = verity::compute(
-        &data,
+    let v = verity(
         &salt,
         Guid::v4(first16(&derive(seed, "verity-superblock-uuid"))).0,
-    );
+    )?;
     let sig = match mode {
         VerityMode::Signed => Some(sign::partition(
             &v.root_hash,
@@ -141,14 +196,14 @@ pub fn write_ddi(
             uuid: Guid(first16(&v.root_hash)),
             label: &root_label,
             attributes: gpt::ATTR_READ_ONLY,
-            data: &data,
+            data: fs,
         },
         Partition {
             type_guid: Guid::parse(t.verity),
             uuid: Guid(first16(&v.root_hash[16..])),
             label: &verity_label,
             attributes: gpt::ATTR_READ_ONLY,
-            data: &v.hash_area,
+            data: gpt::Data::Bytes(&v.hash_area),
         },
     ];
     if let Some(sig) = &sig {
@@ -157,11 +212,11 @@ pub fn write_ddi(
             uuid: Guid::v4(first16(&derive(seed, "root-verity-sig-uuid"))),
             label: &sig_label,
             attributes: gpt::ATTR_READ_ONLY,
-            data: sig,
+            data: gpt::Data::Bytes(sig),
         });
     }
     Ok(DdiInfo {
-        partitions: gpt::write(disk_uuid, &parts, out)?,
+        partitions: write(disk_uuid, &parts)?,
         root_hash: Some(hex::encode(v.root_hash)),
     })
 }

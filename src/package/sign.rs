@@ -3,9 +3,11 @@
 //!
 //! repart signs the lowercase hex root hash (no newline) with `PKCS7_sign(DETACHED | BINARY |
 //! NOATTR)`: SignedData v1, one SignerInfo identified by issuer and serial, no signed
-//! attributes, the certificate included. We build the same structure with RustCrypto (RSA keys,
-//! PKCS#1 v1.5 with SHA-256), so no OpenSSL is needed. Verification also accepts signers that
-//! added signed attributes (`openssl cms -sign` without `-noattr`).
+//! attributes, the certificate included. We build the same structure with RustCrypto, so no
+//! OpenSSL is needed: RSA keys sign with PKCS#1 v1.5 and SHA-256, EC P-256 keys with ECDSA and
+//! SHA-256 (`ecdsa-with-SHA256`, the DER `ECDSA-Sig-Value`, as OpenSSL writes them; RFC 6979
+//! nonces, so these are deterministic too). Verification also accepts signers that added signed
+//! attributes (`openssl cms -sign` without `-noattr`).
 
 use rsa::pkcs1v15;
 use rsa::signature::{SignatureEncoding, Signer as _, Verifier as _};
@@ -24,17 +26,21 @@ const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 const MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
-    #[error("the private key is not an RSA key in PEM (PKCS#8 or PKCS#1): {0}")]
+    #[error(
+        "the private key is neither an RSA key (PKCS#8 or PKCS#1) nor an EC P-256 key (PKCS#8 or SEC1) in PEM: {0}"
+    )]
     Key(String),
     #[error("the certificate is not an X.509 certificate in PEM: {0}")]
     Certificate(String),
     #[error("the private key does not belong to the certificate")]
     Mismatch,
-    #[error("the certificate's public key is not RSA (only RSA keys are supported)")]
-    NotRsa,
+    #[error("the certificate's public key is neither RSA nor EC P-256 (the keys supported)")]
+    Unsupported,
     #[error("signing: {0}")]
     Sign(String),
 }
@@ -49,23 +55,85 @@ pub struct SigningFiles {
 
 /// A key and its certificate, ready to sign root hashes.
 pub struct Signer {
-    key: rsa::RsaPrivateKey,
+    key: PrivateKey,
     cert: Certificate,
     cert_der: Vec<u8>,
 }
 
-impl Signer {
-    /// Parses a PEM private key (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`) and a PEM
-    /// certificate, and checks that they belong together.
-    pub fn from_pem(key_pem: &str, cert_pem: &str) -> Result<Signer, SignError> {
+/// The signing keys systemd's verity signatures are made with.
+enum PrivateKey {
+    Rsa(Box<rsa::RsaPrivateKey>),
+    P256(p256::ecdsa::SigningKey),
+}
+
+/// A certificate's public key, for the same algorithms.
+#[derive(PartialEq)]
+enum PublicKey {
+    Rsa(rsa::RsaPublicKey),
+    P256(p256::ecdsa::VerifyingKey),
+}
+
+impl PrivateKey {
+    /// PKCS#8 (`PRIVATE KEY`, RSA or EC), PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`).
+    fn from_pem(pem: &str) -> Result<PrivateKey, SignError> {
         use rsa::pkcs1::DecodeRsaPrivateKey;
         use rsa::pkcs8::DecodePrivateKey;
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(key_pem).or_else(|e| {
-            rsa::RsaPrivateKey::from_pkcs1_pem(key_pem).map_err(|_| SignError::Key(e.to_string()))
-        })?;
+        if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(pem) {
+            return Ok(PrivateKey::Rsa(Box::new(k)));
+        }
+        if let Ok(k) = rsa::RsaPrivateKey::from_pkcs1_pem(pem) {
+            return Ok(PrivateKey::Rsa(Box::new(k)));
+        }
+        if let Ok(k) = p256::SecretKey::from_pkcs8_pem(pem) {
+            return Ok(PrivateKey::P256(k.into()));
+        }
+        p256::SecretKey::from_sec1_pem(pem)
+            .map(|k| PrivateKey::P256(k.into()))
+            .map_err(|_| {
+                // The PKCS#8 error says most (a wrong PEM label, an unknown algorithm).
+                let e = rsa::RsaPrivateKey::from_pkcs8_pem(pem).err();
+                SignError::Key(e.map(|e| e.to_string()).unwrap_or_default())
+            })
+    }
+
+    fn public(&self) -> PublicKey {
+        match self {
+            PrivateKey::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
+            PrivateKey::P256(k) => PublicKey::P256(*k.verifying_key()),
+        }
+    }
+
+    /// The SignerInfo's signature algorithm and signature over `content`.
+    fn sign(&self, content: &[u8]) -> (AlgorithmIdentifierOwned, Vec<u8>) {
+        match self {
+            PrivateKey::Rsa(k) => {
+                let signing_key = pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new((**k).clone());
+                let alg = AlgorithmIdentifierOwned {
+                    oid: RSA_ENCRYPTION,
+                    parameters: Some(Any::null()),
+                };
+                (alg, signing_key.sign(content).to_vec())
+            }
+            PrivateKey::P256(k) => {
+                let sig: p256::ecdsa::Signature = k.sign(content);
+                let alg = AlgorithmIdentifierOwned {
+                    oid: ECDSA_WITH_SHA256,
+                    parameters: None,
+                };
+                (alg, sig.to_der().as_bytes().to_vec())
+            }
+        }
+    }
+}
+
+impl Signer {
+    /// Parses a PEM private key (RSA or EC P-256, see [`PrivateKey::from_pem`]) and a PEM
+    /// certificate, and checks that they belong together.
+    pub fn from_pem(key_pem: &str, cert_pem: &str) -> Result<Signer, SignError> {
+        let key = PrivateKey::from_pem(key_pem)?;
         let cert = Certificate::from_pem(cert_pem.as_bytes())
             .map_err(|e| SignError::Certificate(e.to_string()))?;
-        if cert_public_key(&cert)? != key.to_public_key() {
+        if cert_public_key(&cert)? != key.public() {
             return Err(SignError::Mismatch);
         }
         let cert_der = cert
@@ -98,11 +166,11 @@ impl Signer {
     }
 
     /// A DER PKCS#7 detached signature over `content`, shaped like `PKCS7_sign` with `NOATTR`.
-    /// RSA PKCS#1 v1.5 signatures are deterministic, so the same input gives the same bytes.
+    /// RSA PKCS#1 v1.5 and RFC 6979 ECDSA signatures are deterministic, so the same input gives
+    /// the same bytes.
     pub fn sign(&self, content: &[u8]) -> Result<Vec<u8>, SignError> {
         let e = |x: x509_cert::der::Error| SignError::Sign(x.to_string());
-        let signing_key = pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(self.key.clone());
-        let signature = signing_key.sign(content).to_vec();
+        let (signature_algorithm, signature) = self.key.sign(content);
         let sha256 = AlgorithmIdentifierOwned {
             oid: ID_SHA256,
             parameters: None,
@@ -117,10 +185,7 @@ impl Signer {
             ),
             digest_alg: sha256.clone(),
             signed_attrs: None,
-            signature_algorithm: AlgorithmIdentifierOwned {
-                oid: RSA_ENCRYPTION,
-                parameters: Some(Any::null()),
-            },
+            signature_algorithm,
             signature: OctetString::new(signature).map_err(e)?,
             unsigned_attrs: None,
         };
@@ -151,16 +216,21 @@ impl Signer {
     }
 }
 
-fn cert_public_key(cert: &Certificate) -> Result<rsa::RsaPublicKey, SignError> {
+fn cert_public_key(cert: &Certificate) -> Result<PublicKey, SignError> {
     use rsa::pkcs8::DecodePublicKey;
     let spki = &cert.tbs_certificate.subject_public_key_info;
-    if spki.algorithm.oid != RSA_ENCRYPTION {
-        return Err(SignError::NotRsa);
-    }
     let der = spki
         .to_der()
         .map_err(|e| SignError::Certificate(e.to_string()))?;
-    rsa::RsaPublicKey::from_public_key_der(&der).map_err(|_| SignError::NotRsa)
+    match spki.algorithm.oid {
+        RSA_ENCRYPTION => rsa::RsaPublicKey::from_public_key_der(&der).map(PublicKey::Rsa),
+        // The curve is the algorithm's parameter: another curve does not parse as P-256.
+        EC_PUBLIC_KEY => {
+            p256::PublicKey::from_public_key_der(&der).map(|k| PublicKey::P256(k.into()))
+        }
+        _ => return Err(SignError::Unsupported),
+    }
+    .map_err(|_| SignError::Unsupported)
 }
 
 /// The JSON object of a root-verity-sig partition, keys in repart's order.
@@ -314,10 +384,10 @@ pub fn verify_detached(der: &[u8], content: &[u8]) -> Result<Certificate, SigErr
             si.digest_alg.oid
         )));
     }
-    if ![RSA_ENCRYPTION, SHA256_WITH_RSA].contains(&si.signature_algorithm.oid) {
+    let alg = si.signature_algorithm.oid;
+    if ![RSA_ENCRYPTION, SHA256_WITH_RSA, ECDSA_WITH_SHA256].contains(&alg) {
         return Err(SigError::Bad(format!(
-            "signature algorithm {} (only RSA is supported)",
-            si.signature_algorithm.oid
+            "signature algorithm {alg} (only RSA and ECDSA with SHA-256 are supported)"
         )));
     }
     let signed_bytes = match &si.signed_attrs {
@@ -338,12 +408,25 @@ pub fn verify_detached(der: &[u8], content: &[u8]) -> Result<Certificate, SigErr
             attrs.to_der().map_err(p)?
         }
     };
-    let key = cert_public_key(cert).map_err(|e| SigError::Bad(e.to_string()))?;
-    let sig = pkcs1v15::Signature::try_from(si.signature.as_bytes())
-        .map_err(|e| SigError::Bad(e.to_string()))?;
-    pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(key)
-        .verify(&signed_bytes, &sig)
-        .map_err(|_| SigError::Bad("RSA signature mismatch".into()))?;
+    let bad = |e: rsa::signature::Error| SigError::Bad(e.to_string());
+    match cert_public_key(cert).map_err(|e| SigError::Bad(e.to_string()))? {
+        PublicKey::Rsa(key) if alg != ECDSA_WITH_SHA256 => {
+            let sig = pkcs1v15::Signature::try_from(si.signature.as_bytes()).map_err(bad)?;
+            pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(key)
+                .verify(&signed_bytes, &sig)
+                .map_err(|_| SigError::Bad("RSA signature mismatch".into()))?;
+        }
+        PublicKey::P256(key) if alg == ECDSA_WITH_SHA256 => {
+            let sig = p256::ecdsa::Signature::from_der(si.signature.as_bytes()).map_err(bad)?;
+            key.verify(&signed_bytes, &sig)
+                .map_err(|_| SigError::Bad("ECDSA signature mismatch".into()))?;
+        }
+        _ => {
+            return Err(SigError::Bad(format!(
+                "signature algorithm {alg} does not fit the certificate's key"
+            )));
+        }
+    }
     Ok(cert.clone())
 }
 

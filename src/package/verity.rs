@@ -50,21 +50,60 @@ fn hash_block(salt: &[u8], block: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Hashes `data` (a multiple of 4096 bytes long). Level hashing runs in parallel; the result
-/// does not depend on the thread count.
+/// Hashes `data`, padded with zeros to whole blocks (at least one). Hashing runs in parallel;
+/// the result does not depend on the thread count.
 pub fn compute(data: &[u8], salt: &[u8], uuid: [u8; 16]) -> Verity {
-    assert!(
-        data.len().is_multiple_of(BLOCK),
-        "verity data must be whole blocks"
-    );
-    assert!(salt.len() <= 256);
-    let data_blocks = (data.len() / BLOCK) as u64;
-    // Levels bottom-up: each is the concatenated digests of the level below, padded to blocks.
-    let mut levels: Vec<Vec<u8>> = Vec::new();
-    let mut digests: Vec<[u8; 32]> = data
+    from_leaves(leaf_digests(data, salt), salt, uuid)
+}
+
+/// [`compute`] over `len` bytes read from `r`, a few MiB at a time (the data is never held
+/// whole in memory).
+pub fn compute_from(
+    r: &mut impl std::io::Read,
+    len: u64,
+    salt: &[u8],
+    uuid: [u8; 16],
+) -> std::io::Result<Verity> {
+    const CHUNK: usize = 256 * BLOCK;
+    let mut digests = Vec::with_capacity(len.div_ceil(BLOCK as u64) as usize);
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        r.read_exact(&mut buf[..n])?;
+        digests.extend(leaf_digests(&buf[..n], salt));
+        left -= n as u64;
+    }
+    if digests.is_empty() {
+        digests = leaf_digests(&[], salt);
+    }
+    Ok(from_leaves(digests, salt, uuid))
+}
+
+/// The digests of `data`'s blocks, the last one padded with zeros; one block of zeros when
+/// `data` is empty.
+fn leaf_digests(data: &[u8], salt: &[u8]) -> Vec<[u8; 32]> {
+    let full = data.len() - data.len() % BLOCK;
+    let mut digests: Vec<[u8; 32]> = data[..full]
         .par_chunks(BLOCK)
         .map(|b| hash_block(salt, b))
         .collect();
+    if full < data.len() || data.is_empty() {
+        let mut last = [0u8; BLOCK];
+        last[..data.len() - full].copy_from_slice(&data[full..]);
+        digests.push(hash_block(salt, &last));
+    }
+    digests
+}
+
+/// The hash tree above the data blocks' digests.
+fn from_leaves(leaves: Vec<[u8; 32]>, salt: &[u8], uuid: [u8; 16]) -> Verity {
+    assert!(salt.len() <= 256);
+    let data_blocks = leaves.len() as u64;
+    // Levels bottom-up: each is the concatenated digests of the level below, padded to blocks.
+    let mut levels: Vec<Vec<u8>> = Vec::new();
+    let mut digests = leaves;
+    let first = digests[0];
     loop {
         let mut level = digests.concat();
         level.resize(level.len().div_ceil(BLOCK).max(1) * BLOCK, 0);
@@ -82,7 +121,7 @@ pub fn compute(data: &[u8], salt: &[u8], uuid: [u8; 16]) -> Verity {
     // One data block: no tree at all, the root hash is that block's digest (cryptsetup's rule).
     let root_hash = if data_blocks == 1 {
         levels.clear();
-        hash_block(salt, data)
+        first
     } else {
         hash_block(salt, &levels.last().expect("one level at least")[..BLOCK])
     };
@@ -218,6 +257,23 @@ mod tests {
         let v = compute(&data, b"s", [0; 16]);
         assert_eq!(v.hash_area.len(), BLOCK, "superblock only");
         assert_eq!(v.root_hash, hash_block(b"s", &data));
+    }
+
+    #[test]
+    fn reading_in_chunks_gives_the_same_tree() {
+        let data: Vec<u8> = (0..BLOCK * 300 + 5).map(|i| (i * 13) as u8).collect();
+        let mut padded = data.clone();
+        padded.resize(BLOCK * 301, 0);
+        let a = compute(&data, b"salt", [1; 16]);
+        let b = compute_from(&mut &data[..], data.len() as u64, b"salt", [1; 16]).unwrap();
+        let c = compute(&padded, b"salt", [1; 16]);
+        assert_eq!((&a.root_hash, &a.hash_area), (&b.root_hash, &b.hash_area));
+        assert_eq!((&a.root_hash, &a.hash_area), (&c.root_hash, &c.hash_area));
+        let empty = compute_from(&mut &[][..], 0, b"s", [0; 16]).unwrap();
+        assert_eq!(
+            empty.root_hash,
+            compute(&[0; BLOCK], b"s", [0; 16]).root_hash
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::write;
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::Seek;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -475,6 +475,18 @@ fn fetch_and_unpack(
     Ok(out)
 }
 
+/// Owners follow their entries where [`unpack::layer::install`] placed or moved them.
+fn rename_owners(owners: &mut [unpack::Owner], renames: &[(String, String)]) {
+    if renames.is_empty() {
+        return;
+    }
+    for o in owners {
+        if let Some(p) = unpack::layer::renamed(&o.path, renames) {
+            o.path = p;
+        }
+    }
+}
+
 /// The base files whose content a build reads (owners by name, extension-release's defaults).
 const BASE_CONTENT: [&str; 4] = [
     "etc/passwd",
@@ -649,9 +661,13 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
             skipped_scriptlets.insert(pool.get(all[k]).pkg.nevra(), u.skipped_scriptlets);
         }
         if k < nbase {
-            base.merge(t)
+            let nevra = pool.get(all[k]).pkg.nevra();
+            let renames = base
+                .install(t)
+                .with_context(|| format!("installing {nevra}"))?;
+            rename_owners(&mut owners, &renames);
         } else {
-            parts.push(t.tree)
+            parts.push((all[k], t.tree))
         }
     }
     let ids = IdMap::from_tree(&base.tree);
@@ -675,9 +691,20 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
     for t in load_trees(&spec.skeleton)? {
         tools.merge(t);
     }
-    for t in parts {
-        tools.merge(t);
+    // The extension's packages go into a layer of their own over the base (and the skeleton):
+    // they follow its directory links, and may not replace its directories that hold files.
+    let mut ext = Tree::new();
+    let below: Vec<&Tree> = if from_headers {
+        vec![&tools, base_tree]
+    } else {
+        vec![&tools]
+    };
+    for (i, t) in parts {
+        let renames = unpack::layer::install(&mut ext, &below, t)
+            .with_context(|| format!("installing {}", pool.get(i).pkg.nevra()))?;
+        rename_owners(&mut owners, &renames);
     }
+    tools.merge(ext);
     let ids = IdMap::from_tree(&tools);
     ids.apply(&mut tools, &owners);
     for t in load_trees(&spec.extra)? {
@@ -836,16 +863,18 @@ fn write_output(
         }
         OutputKind::Sysext { fs, ddi, verity } => {
             let image = out.dir.join(format!("{}.raw", out.name));
-            let (fs_bytes, blocks) = timed(timings, Stage::Write, r, || {
+            // The file system goes straight to its place in the image's temporary file.
+            let mut staged = write::Staged::new(&image)?;
+            let (fs_len, blocks) = timed(timings, Stage::Write, r, || {
                 let cache = open_block_cache(&opts.cache_dir);
-                write_fs(t, fs, epoch, cache.as_ref())
+                write_fs(t, fs, epoch, ddi, cache.as_ref(), staged.file())
             })?;
             // Items: the units compressed (squashfs blocks, erofs files), from the cache or not.
-            count(timings, blocks.blocks, fs_bytes.len() as u64, blocks.cached);
+            count(timings, blocks.blocks, fs_len, blocks.cached);
             r.event(Event::StageStarted {
                 stage: Stage::Package,
                 items: 1,
-                bytes: fs_bytes.len() as u64,
+                bytes: fs_len,
             });
             let signer = match &out.signing {
                 Some(files) if verity == package::VerityMode::Signed => {
@@ -858,13 +887,13 @@ fn write_output(
                 // rebuilds.
                 let seed = format!("{}\0{}", out.name, spec.arch);
                 let written = package_image(
-                    &fs_bytes,
+                    staged,
+                    fs_len,
                     ddi,
                     verity,
                     signer.as_ref(),
                     &spec.arch,
                     seed.as_bytes(),
-                    &image,
                 )?;
                 if out.symlink {
                     let link = out.dir.join(&out.name);
@@ -899,38 +928,37 @@ pub fn write_image(
     epoch: u64,
     cache: Option<&write::blocks::BlockCache>,
 ) -> Result<(u64, Option<package::DdiInfo>)> {
-    let (fs_bytes, _) = write_fs(t, fs, epoch, cache)?;
-    package_image(&fs_bytes, ddi, verity, signer, rpm_arch, seed, dest)
+    let mut staged = write::Staged::new(dest)?;
+    let (fs_len, _) = write_fs(t, fs, epoch, ddi, cache, staged.file())?;
+    package_image(staged, fs_len, ddi, verity, signer, rpm_arch, seed)
 }
 
-/// The package stage: a file system image written at `dest` as it is, or wrapped in a GPT disk
-/// image (with dm-verity when asked); returns the bytes written.
+/// The package stage: the file system written into `staged` is the image as it is, or gets
+/// a GPT disk image (with dm-verity when asked) around it; renames the image into place and
+/// returns its size.
+#[allow(clippy::too_many_arguments)]
 fn package_image(
-    fs_bytes: &[u8],
+    mut staged: write::Staged,
+    fs_len: u64,
     ddi: bool,
     verity: package::VerityMode,
     signer: Option<&package::sign::Signer>,
     rpm_arch: &str,
     seed: &[u8],
-    dest: &Path,
 ) -> Result<(u64, Option<package::DdiInfo>)> {
-    let mut info = None;
-    let bytes = if !ddi {
-        write::atomic_write(dest, |f| {
-            f.write_all(fs_bytes).map_err(|e| write::WriteError::Io {
-                path: dest.display().to_string(),
-                source: e,
-            })
-        })?
+    let info = if ddi {
+        Some(package::write_ddi_around(
+            staged.file(),
+            fs_len,
+            rpm_arch,
+            verity,
+            signer,
+            seed,
+        )?)
     } else {
-        write::atomic_write(dest, |f| {
-            info = Some(package::write_ddi(
-                fs_bytes, rpm_arch, verity, signer, seed, f,
-            )?);
-            Ok(())
-        })?
+        None
     };
-    Ok((bytes, info))
+    Ok((staged.finish()?, info))
 }
 
 /// The block cache in the cache directory; without one (it cannot be created or locked) the
@@ -941,16 +969,22 @@ pub fn open_block_cache(dir: &Path) -> Option<write::blocks::BlockCache> {
         .ok()
 }
 
-/// The file system image in memory (the disk image needs its size and verity its bytes), and
-/// how many units (squashfs blocks, erofs files) were compressed and taken from `cache`.
+/// Writes the file system into `f`: at its start, or where a disk image's first partition
+/// starts (`ddi`), taking compressed blocks from `cache`; returns its size, and how many units
+/// (squashfs blocks, erofs files) were compressed and taken from the cache.
 fn write_fs(
     t: &Tree,
     fs: FsType,
     epoch: u64,
+    ddi: bool,
     cache: Option<&write::blocks::BlockCache>,
-) -> Result<(Vec<u8>, write::blocks::BlockStats)> {
-    let mut f = std::io::Cursor::new(Vec::new());
-    let stats = match fs {
+    f: &mut std::fs::File,
+) -> Result<(u64, write::blocks::BlockStats)> {
+    if ddi {
+        f.seek(std::io::SeekFrom::Start(package::FS_OFFSET))?;
+    }
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let written = match fs {
         FsType::Squashfs {
             compression,
             block_size,
@@ -960,7 +994,7 @@ fn write_fs(
                 block_size,
                 epoch: Some(epoch.min(u32::MAX as u64) as u32),
             };
-            write::squashfs::write_cached(t, &sq, cache, &mut f)?.1
+            write::squashfs::write_cached(t, &sq, cache, &mut w)?
         }
         FsType::Erofs(compression) => {
             // The UUID comes from the tree's content, so the same tree gives the same image.
@@ -980,8 +1014,9 @@ fn write_fs(
                 mkfs_time: epoch,
                 ..Default::default()
             };
-            write::erofs::write_cached(t, &opts, cache, &mut f)?.1
+            write::erofs::write_cached(t, &opts, cache, &mut w)?
         }
     };
-    Ok((f.into_inner(), stats))
+    std::io::Write::flush(&mut w)?;
+    Ok(written)
 }

@@ -4,7 +4,9 @@
 //! repository is trusted with; [`Keyring::verify_detached`] checks a detached signature
 //! (`repomd.xml.asc`); [`check_rpm`] checks an RPM as `rpm -K` does: header digest, payload
 //! digest, and a header-only signature (v4 RSA/EdDSA `RSAHEADER`/`DSAHEADER`, or rpm 6's
-//! `OPENPGP` v4/v6 signatures) by a key of the keyring.
+//! `OPENPGP` v4/v6 signatures) by a key of the keyring. A good signature counts only from a key
+//! (and signing subkey) that is not revoked and had not expired when it signed, nor by
+//! [`Keyring::now`].
 
 use crate::checksum::Algo;
 use pgp::composed::{Deserializable, SignedPublicKey};
@@ -29,6 +31,27 @@ pub enum SigError {
         key: String,
         message: String,
     },
+    #[error("{what} is signed by key {key}, which its owner revoked ({reason}): refusing it")]
+    Revoked {
+        what: String,
+        key: String,
+        reason: String,
+    },
+    #[error("{what} is signed by key {key}, which expired on {expired}: refusing it")]
+    Expired {
+        what: String,
+        key: String,
+        expired: String,
+    },
+    #[error(
+        "{what} was signed on {signed} by key {key}, which had expired on {expired}: refusing it"
+    )]
+    SignedAfterExpiry {
+        what: String,
+        key: String,
+        signed: String,
+        expired: String,
+    },
 }
 
 /// A trusted public key and where it came from.
@@ -44,6 +67,53 @@ pub struct Key {
 #[derive(Clone, Debug, Default)]
 pub struct Keyring {
     pub keys: Vec<Key>,
+    /// The time (Unix seconds) at which keys must not have expired; `None` checks expiry only
+    /// against the time each signature was made. Revoked keys are refused either way.
+    pub now: Option<i64>,
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC`, for messages (the proleptic Gregorian calendar, from the days
+/// since 1970 as in Howard Hinnant's `civil_from_days`).
+fn date(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rem / 3600, rem / 60 % 60, rem % 60);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
+}
+
+/// When a key whose self-signatures (or binding signatures) are `sigs` expires: the newest one
+/// decides (an owner extends a key's life with a new self-signature).
+fn expires_at(created: pgp::types::Timestamp, sigs: &[&Signature]) -> Option<i64> {
+    let newest = sigs
+        .iter()
+        .filter(|s| s.created().is_some())
+        .max_by_key(|s| s.created().map(|t| t.as_secs()))?;
+    let d = newest.key_expiration_time()?.as_secs();
+    (d > 0).then(|| i64::from(created.as_secs()) + i64::from(d))
+}
+
+/// Why a revocation was made, for messages.
+fn revocation_reason(sig: &Signature) -> String {
+    use pgp::packet::RevocationCode as C;
+    let code = match sig.revocation_reason_code() {
+        None | Some(C::NoReason) => "no reason given".to_owned(),
+        Some(C::KeySuperseded) => "superseded".to_owned(),
+        Some(C::KeyCompromised) => "compromised".to_owned(),
+        Some(C::KeyRetired) => "retired".to_owned(),
+        Some(c) => format!("{c:?}"),
+    };
+    match sig.revocation_reason_string() {
+        Some(t) if !t.is_empty() => format!("{code}: {}", String::from_utf8_lossy(t)),
+        _ => code,
+    }
 }
 
 /// A fingerprint as written by people (`AD48 5664 ...`, lower case) in our canonical form.
@@ -215,7 +285,10 @@ impl Keyring {
                     Some(i) => sig.verify(&primary.public_subkeys[i], data),
                 };
                 match res {
-                    Ok(()) => return Ok(k.fingerprint.clone()),
+                    Ok(()) => {
+                        self.alive(primary, sub, sig, what)?;
+                        return Ok(k.fingerprint.clone());
+                    }
                     Err(e) => tried = Some((fp, e.to_string())),
                 }
             }
@@ -236,6 +309,86 @@ impl Keyring {
                 trusted: self.describe(),
             }),
         }
+    }
+
+    /// A good signature counts only if neither the primary key nor the signing subkey is
+    /// revoked, and neither had expired when it was made or has expired by [`Keyring::now`].
+    /// (Their self-signatures were verified by [`parse_keys`].)
+    fn alive(
+        &self,
+        primary: &SignedPublicKey,
+        sub: Option<usize>,
+        sig: &Signature,
+        what: &str,
+    ) -> Result<(), SigError> {
+        let key = fingerprint(primary);
+        let revoked = |sigs: &[Signature]| {
+            sigs.iter()
+                .find(|s| {
+                    matches!(
+                        s.typ(),
+                        Some(SignatureType::KeyRevocation | SignatureType::SubkeyRevocation)
+                    )
+                })
+                .map(|s| SigError::Revoked {
+                    what: what.to_owned(),
+                    key: key.clone(),
+                    reason: revocation_reason(s),
+                })
+        };
+        let d = &primary.details;
+        // Certifications of the user ids and direct-key signatures (not their revocations).
+        let self_sigs: Vec<&Signature> = d
+            .direct_signatures
+            .iter()
+            .chain(d.users.iter().flat_map(|u| u.signatures.iter()))
+            .filter(|s| {
+                use SignatureType as T;
+                matches!(
+                    s.typ(),
+                    Some(
+                        T::Key | T::CertGeneric | T::CertPersona | T::CertCasual | T::CertPositive
+                    )
+                )
+            })
+            .collect();
+        let mut expiries = vec![expires_at(primary.created_at(), &self_sigs)];
+        if let Some(e) = revoked(&d.revocation_signatures) {
+            return Err(e);
+        }
+        if let Some(i) = sub {
+            let s = &primary.public_subkeys[i];
+            if let Some(e) = revoked(&s.signatures) {
+                return Err(e);
+            }
+            let bindings: Vec<&Signature> = s
+                .signatures
+                .iter()
+                .filter(|s| s.typ() == Some(SignatureType::SubkeyBinding))
+                .collect();
+            expiries.push(expires_at(s.key.created_at(), &bindings));
+        }
+        let Some(expired) = expiries.into_iter().flatten().min() else {
+            return Ok(());
+        };
+        if let Some(signed) = sig.created().map(|t| i64::from(t.as_secs()))
+            && signed >= expired
+        {
+            return Err(SigError::SignedAfterExpiry {
+                what: what.to_owned(),
+                key,
+                signed: date(signed),
+                expired: date(expired),
+            });
+        }
+        if self.now.is_some_and(|now| now >= expired) {
+            return Err(SigError::Expired {
+                what: what.to_owned(),
+                key,
+                expired: date(expired),
+            });
+        }
+        Ok(())
     }
 
     /// Checks a detached signature (`repomd.xml.asc`, binary or armored) over `data`. Only
@@ -355,6 +508,14 @@ pub fn check_rpm(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_utc() {
+        assert_eq!(date(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(date(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(date(951_825_600), "2000-02-29 12:00:00 UTC");
+        assert_eq!(date(4_102_444_799), "2099-12-31 23:59:59 UTC");
+    }
 
     #[test]
     fn fingerprints_are_normalized() {

@@ -69,7 +69,14 @@ pub fn verify_repository(
     };
     let pinned = |fp: &str| def.gpgkey_fingerprint.iter().any(|p| p == fp);
 
-    let mut keyring = Keyring::default();
+    let mut keyring = Keyring {
+        // Keys must be alive now, not only when they signed.
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs() as i64),
+        ..Keyring::default()
+    };
     let mut refused: Vec<String> = Vec::new();
     // A key URL that is not there is skipped, as zypper does: the policy then decides.
     let mut missing: Vec<&str> = Vec::new();

@@ -6,6 +6,7 @@
 
 pub mod caps;
 pub mod cpio;
+pub mod layer;
 
 use crate::compress::Codec;
 use crate::tree::{self, Entry, Kind, Tree};
@@ -184,14 +185,38 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Layers `other` over this manifest, as [`Tree::merge`] layers packages.
-    pub fn merge(&mut self, other: Manifest) {
-        for p in other.tree.entries.keys() {
-            self.digests.remove(p);
+    /// Installs `other` over this manifest as rpm installs a package over the ones before it
+    /// ([`layer::install`]), the digests following their files; returns the renames made.
+    pub fn install(&mut self, other: Manifest) -> Result<Vec<(String, String)>, layer::LayerError> {
+        let paths: Vec<String> = other.tree.entries.keys().cloned().collect();
+        let renames = layer::install(&mut self.tree, &[], other.tree)?;
+        rename_keys(&mut self.digests, &renames);
+        // Whatever was at a place the package took (a file it replaces by a link) loses its digest.
+        for p in paths {
+            let landed = layer::renamed(&p, &renames).unwrap_or(p);
+            self.digests.remove(&landed);
         }
-        self.digests.extend(other.digests);
-        self.tree.merge(other.tree);
+        let mut theirs = other.digests;
+        rename_keys(&mut theirs, &renames);
+        self.digests.extend(theirs);
+        Ok(renames)
     }
+}
+
+/// Moves each value of `map` whose key [`layer::install`] renamed.
+fn rename_keys<V>(map: &mut HashMap<String, V>, renames: &[(String, String)]) {
+    if renames.is_empty() {
+        return;
+    }
+    let moved: Vec<(String, String)> = map
+        .keys()
+        .filter_map(|k| Some((k.clone(), layer::renamed(k, renames)?)))
+        .collect();
+    let values: Vec<(String, V)> = moved
+        .into_iter()
+        .filter_map(|(from, to)| Some((to, map.remove(&from)?)))
+        .collect();
+    map.extend(values);
 }
 
 /// The content of a regular file as the header records it (`FILEDIGESTS`, `FILESIZES`).

@@ -86,11 +86,12 @@ pub fn uuid_from_seed(seed: &[u8; 16]) -> [u8; 16] {
     uuid
 }
 
-/// Writes `t` as an EROFS image into `out` (from its current position).
-pub fn write(t: &Tree, opts: &Options, out: &mut std::fs::File) -> Result<(), WriteError> {
+/// Writes `t` as an EROFS image into `out` from its current position; returns the image size.
+pub fn write(t: &Tree, opts: &Options, out: &mut std::fs::File) -> Result<u64, WriteError> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    write_to(t, opts, &mut w)?;
-    w.flush().map_err(io_error)
+    let size = write_to(t, opts, &mut w)?;
+    w.flush().map_err(io_error)?;
+    Ok(size)
 }
 
 /// Writes `t` as an EROFS image into any writer; returns the image size in bytes.

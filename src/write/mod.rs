@@ -6,9 +6,10 @@
 pub mod blocks;
 pub mod erofs;
 pub mod inodes;
+pub mod ordered;
 pub mod squashfs;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes an image through a temporary file in the destination directory and renames it into
 /// place, so no half-written image ever stands under the final name.
@@ -16,30 +17,64 @@ pub fn atomic_write(
     dest: &Path,
     write: impl FnOnce(&mut std::fs::File) -> Result<(), WriteError>,
 ) -> Result<u64, WriteError> {
-    let io = |e: std::io::Error| WriteError::Io {
-        path: dest.display().to_string(),
-        source: e,
-    };
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs_err::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".elsx-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    write(tmp.as_file_mut())?;
-    // Images are read by systemd as root and by users inspecting them: not the temp file's 0600.
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    let size = tmp.as_file().metadata().map_err(io)?.len();
-    tmp.persist(dest).map_err(|e| io(e.error))?;
-    Ok(size)
+    let mut staged = Staged::new(dest)?;
+    write(staged.file())?;
+    staged.finish()
+}
+
+/// An image being written under a temporary name beside its destination (so the writers put
+/// it in its final place directly); [`Staged::finish`] renames it into place, and dropping it
+/// unfinished removes it.
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+impl Staged {
+    pub fn new(dest: &Path) -> Result<Staged, WriteError> {
+        let dir = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let io = |e| io_error(dest, e);
+        fs_err::create_dir_all(dir).map_err(io)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".elsx-")
+            .suffix(".part")
+            .tempfile_in(dir)
+            .map_err(io)?;
+        Ok(Staged {
+            tmp,
+            dest: dest.to_owned(),
+        })
+    }
+
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Syncs the image and renames it to its destination; returns its size.
+    pub fn finish(self) -> Result<u64, WriteError> {
+        let dest = self.dest;
+        let io = |e| io_error(&dest, e);
+        // Images are read by systemd as root and by users inspecting them: not the temp file's
+        // 0600.
+        use std::os::unix::fs::PermissionsExt;
+        let f = self.tmp.as_file();
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io)?;
+        f.sync_all().map_err(io)?;
+        let size = f.metadata().map_err(io)?.len();
+        self.tmp.persist(&dest).map_err(|e| io(e.error))?;
+        Ok(size)
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> WriteError {
+    WriteError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

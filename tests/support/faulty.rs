@@ -5,7 +5,8 @@
 //! MirrorCache serves it. It honours `Range` (206) and answers `If-None-Match` /
 //! `If-Modified-Since` with 304 from an ETag and Last-Modified of each file.
 //!
-//! Include it with `#[path = "support/faulty.rs"] mod faulty;` beside `mod support;`.
+//! Include it with `#[path = "support/faulty.rs"] mod faulty;` beside `mod support;` (it reads
+//! request headers with `support::read_headers`).
 
 #![allow(dead_code)]
 
@@ -217,29 +218,21 @@ fn serve(stream: TcpStream, s: &Shared) -> std::io::Result<()> {
         let mut accept = String::new();
         let mut inm = None;
         let mut ims = None;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let v = v.trim().to_owned();
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "range" => {
-                        range_from = v
-                            .strip_prefix("bytes=")
-                            .and_then(|r| r.strip_suffix('-'))
-                            .and_then(|n| n.parse::<u64>().ok())
-                    }
-                    "accept" => accept = v,
-                    "if-none-match" => inm = Some(v),
-                    "if-modified-since" => ims = Some(v),
-                    _ => {}
+        let Some(headers) = crate::support::read_headers(&mut reader)? else {
+            return Ok(());
+        };
+        for (k, v) in headers {
+            match k.as_str() {
+                "range" => {
+                    range_from = v
+                        .strip_prefix("bytes=")
+                        .and_then(|r| r.strip_suffix('-'))
+                        .and_then(|n| n.parse::<u64>().ok())
                 }
+                "accept" => accept = v,
+                "if-none-match" => inm = Some(v),
+                "if-modified-since" => ims = Some(v),
+                _ => {}
             }
         }
         let (path, query) = match target.split_once('?') {

@@ -184,6 +184,25 @@ pub fn rpm_in(repo: &Path, file: &str) -> PathBuf {
     p
 }
 
+/// Writes each `(file name, spec text)` into `dir/specs` and builds them with
+/// `scripts/mkrepo.sh` (SOURCE_DATE_EPOCH 1700000000) into the repository `dir/repo`, returned.
+pub fn mkrepo(dir: &Path, specs: &[(&str, &str)]) -> PathBuf {
+    let spec_dir = dir.join("specs");
+    std::fs::create_dir_all(&spec_dir).unwrap();
+    for (name, text) in specs {
+        std::fs::write(spec_dir.join(name), text).unwrap();
+    }
+    let repo = dir.join("repo");
+    run_tool(
+        Command::new("bash")
+            .arg(manifest_dir().join("scripts/mkrepo.sh"))
+            .arg(&spec_dir)
+            .arg(&repo)
+            .env("SOURCE_DATE_EPOCH", "1700000000"),
+    );
+    repo
+}
+
 /// The path of a fixture RPM in the fixture repository.
 pub fn fixture_rpm(file: &str) -> PathBuf {
     rpm_in(fixture_repo(), file)
@@ -355,6 +374,25 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Reads a request's header lines up to the blank line, as (lower-case name, trimmed value);
+/// `None` when the client closes the connection first.
+pub fn read_headers(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<(String, String)>>> {
+    let mut out = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 {
+            return Ok(None);
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            return Ok(Some(out));
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            out.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+}
+
 fn serve_connection(
     stream: TcpStream,
     root: &Path,
@@ -383,22 +421,14 @@ fn serve_connection(
         };
         let mut content_length = 0usize;
         let mut connection: Option<String> = None;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-                if k == "content-length" {
-                    content_length = v.parse().unwrap_or(0);
-                } else if k == "connection" {
-                    connection = Some(v.to_ascii_lowercase());
-                }
+        let Some(headers) = read_headers(&mut reader)? else {
+            return Ok(());
+        };
+        for (k, v) in headers {
+            if k == "content-length" {
+                content_length = v.parse().unwrap_or(0);
+            } else if k == "connection" {
+                connection = Some(v.to_ascii_lowercase());
             }
         }
         // Discard a request body, if any.

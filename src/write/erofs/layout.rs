@@ -5,11 +5,11 @@
 use super::compress::Compressed;
 use super::format::*;
 use super::{Compression, Options};
-use crate::tree::{self, Entry, Kind, Tree};
-use crate::write::WriteError;
+use crate::tree::{Entry, Kind, Tree};
 use crate::write::blocks::Blocks;
+use crate::write::{WriteError, inodes};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 /// A node's content as the image stores it.
@@ -380,98 +380,75 @@ fn dir_content(children: &[Child], nodes: &[Node], blk: u64) -> Vec<u8> {
     out
 }
 
-/// Inodes from entries, the root first; hard links (one `Arc` under several paths) share one.
+/// Inodes from the shared inode graph ([`inodes::collect`]: the root first, hard links as one
+/// inode), with their erofs forms; directories list `.` and `..` too.
 fn collect<'a>(t: &'a Tree, opts: &Options) -> Result<Vec<Node<'a>>, WriteError> {
+    let graph = inodes::collect(t).map_err(err)?;
     let root_mtime = t
         .entries
         .values()
         .map(|e| e.mtime)
         .max()
         .unwrap_or(opts.mkfs_time);
-    let mut nodes = vec![Node::new(
-        "",
-        S_IFDIR | 0o755,
-        0,
-        0,
-        root_mtime,
-        Body::Dir(Vec::new()),
-    )];
-    let mut parents = vec![0usize]; // parent of each node (directories only matter)
-    let mut dirs: HashMap<&str, usize> = HashMap::new();
-    let mut links: HashMap<*const Vec<u8>, usize> = HashMap::new();
-    for (path, entry) in &t.entries {
-        let (parent, name) = match tree::parent(path) {
-            Some(p) => (
-                *dirs.get(p).ok_or_else(|| {
-                    err(format!("{path}: parent {p} is missing or not a directory"))
-                })?,
-                &path[p.len() + 1..],
-            ),
-            None => (0, path.as_str()),
+    let mut nodes = Vec::with_capacity(graph.len());
+    for n in &graph {
+        let mut node = match n.entry {
+            None => Node::new("", S_IFDIR | 0o755, 0, 0, root_mtime, Body::Dir(Vec::new())),
+            Some(e) => node_for(n.path, e)?,
         };
-        if name.len() > NAME_LEN_MAX {
-            return Err(err(format!(
-                "{path}: name longer than {NAME_LEN_MAX} bytes"
-            )));
-        }
-        if name.contains('\0') {
-            // readers end the last name of a directory block at the first zero byte
-            return Err(err(format!("{path:?}: name contains a zero byte")));
-        }
-        let link = match &entry.kind {
-            Kind::File(data) => links.get(&std::sync::Arc::as_ptr(data)).copied(),
-            _ => None,
-        };
-        let index = match link {
-            Some(i) => {
-                nodes[i].nlink += 1;
-                i
-            }
-            None => {
-                nodes.push(node_for(path, entry)?);
-                parents.push(parent);
-                let i = nodes.len() - 1;
-                match &entry.kind {
-                    Kind::File(data) => {
-                        links.insert(std::sync::Arc::as_ptr(data), i);
-                    }
-                    Kind::Dir => {
-                        dirs.insert(path, i);
-                    }
-                    _ => {}
-                }
-                i
-            }
-        };
-        let file_type = file_type(nodes[index].mode);
-        let Body::Dir(children) = &mut nodes[parent].body else {
-            unreachable!("only directories are registered as parents")
-        };
-        children.push(Child {
-            name: name.as_bytes(),
-            node: index,
-            file_type,
-        });
+        node.nlink = n.nlink;
+        nodes.push(node);
     }
-    for i in 0..nodes.len() {
-        let parent = parents[i];
-        if let Body::Dir(children) = &mut nodes[i].body {
-            let subdirs = children.iter().filter(|c| c.file_type == FT_DIR).count();
-            children.push(Child {
-                name: b".",
-                node: i,
-                file_type: FT_DIR,
-            });
-            children.push(Child {
-                name: b"..",
-                node: parent,
-                file_type: FT_DIR,
-            });
-            children.sort_by(|a, b| a.name.cmp(b.name));
-            nodes[i].nlink = 2 + subdirs as u32;
+    for (i, n) in graph.iter().enumerate() {
+        if !n.is_dir() {
+            continue;
         }
+        let mut children = Vec::with_capacity(n.children.len() + 2);
+        for &(name, c) in &n.children {
+            check_name(n.path, name)?;
+            children.push(Child {
+                name,
+                node: c,
+                file_type: file_type(nodes[c].mode),
+            });
+        }
+        children.push(Child {
+            name: b".",
+            node: i,
+            file_type: FT_DIR,
+        });
+        children.push(Child {
+            name: b"..",
+            node: n.parent,
+            file_type: FT_DIR,
+        });
+        children.sort_by(|a, b| a.name.cmp(b.name));
+        nodes[i].body = Body::Dir(children);
     }
     Ok(nodes)
+}
+
+/// A name an erofs directory can hold: at most [`NAME_LEN_MAX`] bytes, no zero byte.
+fn check_name(dir: &str, name: &[u8]) -> Result<(), WriteError> {
+    let path = || {
+        let name = String::from_utf8_lossy(name);
+        if dir.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{dir}/{name}")
+        }
+    };
+    if name.len() > NAME_LEN_MAX {
+        return Err(err(format!(
+            "{}: name longer than {NAME_LEN_MAX} bytes",
+            path()
+        )));
+    }
+    if name.contains(&0) {
+        // readers end the last name of a directory block at the first zero byte
+        return Err(err(format!("{:?}: name contains a zero byte", path())));
+    }
+    Ok(())
 }
 
 impl<'a> Node<'a> {

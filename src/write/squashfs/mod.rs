@@ -58,8 +58,6 @@ const INVALID_TABLE: u64 = u64::MAX;
 /// Set in a data block's size when the block is stored uncompressed.
 const BLOCK_UNCOMPRESSED: u32 = 1 << 24;
 const NAME_LEN_MAX: usize = 256;
-/// Blocks compressed per parallel batch (bounds the compressed data held in memory).
-const BATCH_BLOCKS: usize = 512;
 
 // Superblock flags (squashfs_fs.h).
 const FLAG_ALWAYS_FRAGMENTS: u16 = 1 << 5;
@@ -88,15 +86,16 @@ fn io_error(e: std::io::Error) -> WriteError {
     }
 }
 
-/// Writes `t` as a squashfs image into `out` (from its start).
-pub fn write(t: &Tree, opts: &Options, out: &mut std::fs::File) -> Result<(), WriteError> {
+/// Writes `t` as a squashfs image into `out` from its current position; returns the image size.
+pub fn write(t: &Tree, opts: &Options, out: &mut std::fs::File) -> Result<u64, WriteError> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    write_to(t, opts, &mut w)?;
-    w.flush().map_err(io_error)
+    let size = write_to(t, opts, &mut w)?;
+    w.flush().map_err(io_error)?;
+    Ok(size)
 }
 
-/// Writes `t` as a squashfs image into any seekable writer positioned at 0; returns the image
-/// size (padded to 4 KiB, as mksquashfs pads).
+/// Writes `t` as a squashfs image into any seekable writer from its current position; returns
+/// the image size (padded to 4 KiB, as mksquashfs pads), and leaves the writer at its end.
 pub fn write_to(t: &Tree, opts: &Options, w: &mut (impl Write + Seek)) -> Result<u64, WriteError> {
     write_cached(t, opts, None, w).map(|(size, _)| size)
 }
@@ -114,7 +113,8 @@ pub fn write_cached(
         compression: opts.compression,
         block_size: opts.block_size,
     };
-    let blocks = Blocks::new(&codec, cache, opts.block_size as usize);
+    let compressor = Blocks::new(&codec, cache, opts.block_size as usize);
+    let base = w.stream_position().map_err(io_error)?;
     let nodes = inodes::collect(t).map_err(err)?;
     let mut out = Out { w, pos: 0 };
     out.put(&[0u8; SUPERBLOCK_SIZE as usize])?;
@@ -124,7 +124,7 @@ pub fn write_cached(
         out.put(o)?;
     }
 
-    let data = write_data(&nodes, opts, &blocks, &mut out)?;
+    let data = write_data(&nodes, opts, &compressor, &mut out)?;
     tracing::debug!(
         inodes = nodes.len(),
         fragments = data.fragments.len(),
@@ -221,10 +221,12 @@ pub fn write_cached(
         sb.extend_from_slice(&v.to_le_bytes());
     }
     debug_assert_eq!(sb.len() as u64, SUPERBLOCK_SIZE);
-    out.w.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    out.w.seek(SeekFrom::Start(base)).map_err(io_error)?;
     out.w.write_all(&sb).map_err(io_error)?;
-    out.w.seek(SeekFrom::Start(padded)).map_err(io_error)?;
-    Ok((padded, blocks.stats()))
+    out.w
+        .seek(SeekFrom::Start(base + padded))
+        .map_err(io_error)?;
+    Ok((padded, compressor.stats()))
 }
 
 fn check_options(opts: &Options) -> Result<(), WriteError> {
@@ -312,94 +314,128 @@ fn duplicates(nodes: &[Inode]) -> Vec<usize> {
     first
 }
 
-/// Writes every file's full blocks (compressed in parallel, in node order), then the fragment
-/// blocks holding the tails.
+/// One unit of compression work, in image order: a full block of a file, or a fragment block
+/// made of tails.
+enum Job<'a> {
+    Block { node: usize, raw: &'a [u8] },
+    Fragment(Vec<&'a [u8]>),
+}
+
+/// A job's result: the bytes to write and the size word the tables record (0 for a sparse
+/// block, [`BLOCK_UNCOMPRESSED`] set for a stored one).
+struct Packed<'a> {
+    bytes: std::borrow::Cow<'a, [u8]>,
+    word: u32,
+}
+
+/// Compresses one data or fragment block: every block of file content in the image goes
+/// through here (and nothing else does). `None`: storing `raw` as it is takes less room.
+fn compress_block(compressor: &Blocks<codec::SquashfsCodec>, raw: &[u8]) -> Option<Vec<u8>> {
+    compressor.compress(raw)
+}
+
+fn pack<'a>(job: &Job<'a>, compressor: &Blocks<codec::SquashfsCodec>) -> Packed<'a> {
+    use std::borrow::Cow;
+    let (raw, sparse) = match job {
+        Job::Block { raw, .. } => (Cow::Borrowed(*raw), raw.iter().all(|&x| x == 0)),
+        Job::Fragment(tails) => (Cow::Owned(tails.concat()), false),
+    };
+    if sparse {
+        return Packed {
+            bytes: Cow::Borrowed(&[]),
+            word: 0,
+        };
+    }
+    match compress_block(compressor, &raw) {
+        Some(z) => Packed {
+            word: z.len() as u32,
+            bytes: Cow::Owned(z),
+        },
+        None => Packed {
+            word: raw.len() as u32 | BLOCK_UNCOMPRESSED,
+            bytes: raw,
+        },
+    }
+}
+
+/// Writes every file's full blocks in node order, then the fragment blocks holding the tails
+/// (also in node order). Fragments are planned from sizes alone, so one pipeline compresses
+/// all blocks in parallel while the calling thread writes them in order.
 fn write_data<W: Write>(
     nodes: &[Inode],
     opts: &Options,
-    blocks: &Blocks<codec::SquashfsCodec>,
+    compressor: &Blocks<codec::SquashfsCodec>,
     out: &mut Out<W>,
 ) -> Result<Data, WriteError> {
     let bs = opts.block_size as usize;
     let first = duplicates(nodes);
     let mut files: Vec<Option<FileData>> = vec![None; nodes.len()];
 
-    // Full blocks: (node, block) jobs in node order.
-    let jobs: Vec<(usize, &[u8])> = nodes
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| first[i] == i)
-        .filter_map(|(i, n)| content(n).map(|d| (i, d)))
-        .flat_map(|(i, d)| d[..d.len() - d.len() % bs].chunks(bs).map(move |b| (i, b)))
-        .collect();
-    for batch in jobs.chunks(BATCH_BLOCKS) {
-        let packed: Vec<Option<Option<Vec<u8>>>> = batch
-            .par_iter()
-            .map(|(_, b)| (!b.iter().all(|&x| x == 0)).then(|| blocks.compress(b)))
-            .collect();
-        for (&(i, raw), p) in batch.iter().zip(packed) {
-            let f = files[i].get_or_insert_with(|| FileData {
-                start: out.pos,
-                ..FileData::default()
-            });
-            let size = match p {
-                None => {
-                    f.sparse += raw.len() as u64;
-                    0
-                }
-                Some(Some(z)) => {
-                    out.put(&z)?;
-                    z.len() as u32
-                }
-                Some(None) => {
-                    out.put(raw)?;
-                    raw.len() as u32 | BLOCK_UNCOMPRESSED
-                }
-            };
-            f.sizes.push(size);
-        }
-    }
-
-    // Tails into fragment blocks, filled in node order.
-    let mut frags: Vec<Vec<u8>> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    // Tails into fragment blocks, filled in node order: (node, fragment, offset).
+    let mut frags: Vec<Vec<&[u8]>> = Vec::new();
+    let mut frag_fill = 0;
     for (i, n) in nodes.iter().enumerate() {
         let Some(d) = content(n) else { continue };
         if first[i] != i {
             continue;
         }
-        let f = files[i].get_or_insert_with(|| FileData {
-            start: out.pos,
+        let full = d.len() - d.len() % bs;
+        jobs.extend(d[..full].chunks(bs).map(|raw| Job::Block { node: i, raw }));
+        let f = files[i].insert(FileData {
+            fragment: INVALID_FRAG,
             ..FileData::default()
         });
-        f.fragment = INVALID_FRAG;
-        let tail = &d[d.len() - d.len() % bs..];
+        let tail = &d[full..];
         if tail.is_empty() {
             continue;
         }
-        if frags.last().is_none_or(|b| b.len() + tail.len() > bs) {
-            frags.push(Vec::with_capacity(bs));
+        if frags.is_empty() || frag_fill + tail.len() > bs {
+            frags.push(Vec::new());
+            frag_fill = 0;
         }
         f.fragment = (frags.len() - 1) as u32;
-        let b = frags.last_mut().expect("pushed above");
-        f.offset = b.len() as u32;
-        b.extend_from_slice(tail);
+        f.offset = frag_fill as u32;
+        frag_fill += tail.len();
+        frags.last_mut().expect("pushed above").push(tail);
     }
-    let mut fragments = Vec::with_capacity(frags.len());
-    for batch in frags.chunks(BATCH_BLOCKS) {
-        let packed: Vec<Option<Vec<u8>>> = batch.par_iter().map(|b| blocks.compress(b)).collect();
-        for (raw, p) in batch.iter().zip(packed) {
+    let frag_count = frags.len();
+    jobs.extend(frags.into_iter().map(Job::Fragment));
+
+    let blocks = jobs.len() - frag_count;
+    let mut fragments = Vec::with_capacity(frag_count);
+    let mut done = 0;
+    let mut blocks_end = out.pos;
+    super::ordered::for_each(
+        &jobs,
+        |job| pack(job, compressor),
+        |p| {
             let start = out.pos;
-            let size = match p {
-                Some(z) => {
-                    out.put(&z)?;
-                    z.len() as u32
+            out.put(&p.bytes)?;
+            match &jobs[done] {
+                Job::Block { node, .. } => {
+                    let f = files[*node].as_mut().expect("planned above");
+                    if f.sizes.is_empty() {
+                        f.start = start;
+                    }
+                    if p.word == 0 {
+                        f.sparse += bs as u64;
+                    }
+                    f.sizes.push(p.word);
                 }
-                None => {
-                    out.put(raw)?;
-                    raw.len() as u32 | BLOCK_UNCOMPRESSED
-                }
-            };
-            fragments.push((start, size));
+                Job::Fragment(_) => fragments.push((start, p.word)),
+            }
+            done += 1;
+            if done == blocks {
+                blocks_end = out.pos;
+            }
+            Ok::<(), WriteError>(())
+        },
+    )?;
+    for (i, f) in files.iter_mut().enumerate() {
+        // A file without full blocks points where the data blocks end, as before.
+        if let Some(f) = f.as_mut().filter(|f| f.sizes.is_empty() && first[i] == i) {
+            f.start = blocks_end;
         }
     }
     for i in 0..nodes.len() {
