@@ -970,8 +970,8 @@ pub fn open_block_cache(dir: &Path) -> Option<write::blocks::BlockCache> {
 }
 
 /// Writes the file system into `f`: at its start, or where a disk image's first partition
-/// starts (`ddi`); returns its size and how many units (squashfs blocks, erofs files) were
-/// compressed and taken from `cache`.
+/// starts (`ddi`), taking compressed blocks from `cache`; returns its size, and how many units
+/// (squashfs blocks, erofs files) were compressed and taken from the cache.
 fn write_fs(
     t: &Tree,
     fs: FsType,
@@ -983,7 +983,8 @@ fn write_fs(
     if ddi {
         f.seek(std::io::SeekFrom::Start(package::FS_OFFSET))?;
     }
-    Ok(match fs {
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let written = match fs {
         FsType::Squashfs {
             compression,
             block_size,
@@ -993,7 +994,7 @@ fn write_fs(
                 block_size,
                 epoch: Some(epoch.min(u32::MAX as u64) as u32),
             };
-            write::squashfs::write(t, &sq, cache, f)?
+            write::squashfs::write_cached(t, &sq, cache, &mut w)?
         }
         FsType::Erofs(compression) => {
             // The UUID comes from the tree's content, so the same tree gives the same image.
@@ -1013,7 +1014,9 @@ fn write_fs(
                 mkfs_time: epoch,
                 ..Default::default()
             };
-            write::erofs::write(t, &opts, cache, f)?
+            write::erofs::write_cached(t, &opts, cache, &mut w)?
         }
-    })
+    };
+    std::io::Write::flush(&mut w)?;
+    Ok(written)
 }

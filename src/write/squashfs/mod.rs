@@ -119,7 +119,7 @@ pub fn write_cached(
         compression: opts.compression,
         block_size: opts.block_size,
     };
-    let blocks = Blocks::new(&codec, cache, opts.block_size as usize);
+    let compressor = Blocks::new(&codec, cache, opts.block_size as usize);
     let base = w.stream_position().map_err(io_error)?;
     let nodes = inodes::collect(t).map_err(err)?;
     let mut out = Out { w, pos: 0 };
@@ -130,7 +130,7 @@ pub fn write_cached(
         out.put(o)?;
     }
 
-    let data = write_data(&nodes, opts, &blocks, &mut out)?;
+    let data = write_data(&nodes, opts, &compressor, &mut out)?;
     tracing::debug!(
         inodes = nodes.len(),
         fragments = data.fragments.len(),
@@ -232,7 +232,7 @@ pub fn write_cached(
     out.w
         .seek(SeekFrom::Start(base + padded))
         .map_err(io_error)?;
-    Ok((padded, blocks.stats()))
+    Ok((padded, compressor.stats()))
 }
 
 fn check_options(opts: &Options) -> Result<(), WriteError> {
@@ -336,11 +336,11 @@ struct Packed<'a> {
 
 /// Compresses one data or fragment block: every block of file content in the image goes
 /// through here (and nothing else does). `None`: storing `raw` as it is takes less room.
-fn compress_block(blocks: &Blocks<codec::SquashfsCodec>, raw: &[u8]) -> Option<Vec<u8>> {
-    blocks.compress(raw)
+fn compress_block(compressor: &Blocks<codec::SquashfsCodec>, raw: &[u8]) -> Option<Vec<u8>> {
+    compressor.compress(raw)
 }
 
-fn pack<'a>(job: &Job<'a>, blocks: &Blocks<codec::SquashfsCodec>) -> Packed<'a> {
+fn pack<'a>(job: &Job<'a>, compressor: &Blocks<codec::SquashfsCodec>) -> Packed<'a> {
     use std::borrow::Cow;
     let (raw, sparse) = match job {
         Job::Block { raw, .. } => (Cow::Borrowed(*raw), raw.iter().all(|&x| x == 0)),
@@ -352,7 +352,7 @@ fn pack<'a>(job: &Job<'a>, blocks: &Blocks<codec::SquashfsCodec>) -> Packed<'a> 
             word: 0,
         };
     }
-    match compress_block(blocks, &raw) {
+    match compress_block(compressor, &raw) {
         Some(z) => Packed {
             word: z.len() as u32,
             bytes: Cow::Owned(z),
@@ -370,7 +370,7 @@ fn pack<'a>(job: &Job<'a>, blocks: &Blocks<codec::SquashfsCodec>) -> Packed<'a> 
 fn write_data<W: Write>(
     nodes: &[Inode],
     opts: &Options,
-    blocks: &Blocks<codec::SquashfsCodec>,
+    compressor: &Blocks<codec::SquashfsCodec>,
     out: &mut Out<W>,
 ) -> Result<Data, WriteError> {
     let bs = opts.block_size as usize;
@@ -414,7 +414,7 @@ fn write_data<W: Write>(
     let mut blocks_end = out.pos;
     super::ordered::for_each(
         &jobs,
-        |job| pack(job, blocks),
+        |job| pack(job, compressor),
         |p| {
             let start = out.pos;
             out.put(&p.bytes)?;
