@@ -57,8 +57,8 @@ const CASES: &[(&str, Plan)] = &[
     ("recommendations/recommended_oldversion.t", Run),
     ("recommendations/recommended_targeted.t", Run),
     ("recommendations/recommended_version.t", Run),
-    // elsx never installs Suggests (DESIGN.md) and keeps no list of them, so the `suggested`
-    // lines are not checked; the transaction (A alone, with recommends on and off) is.
+    // elsx never installs Suggests (DESIGN.md; it reads them only to order candidates as
+    // libsolv's prefer_suggested does), so the `suggested` lines are not checked; the transaction (A alone, with recommends on and off) is.
     ("recommendations/suggested_conflicts.t", Run),
     ("recommendations/suggested_multirepo.t", Run),
     ("recommendations/suggested_oldversion.t", Run),

@@ -23,6 +23,9 @@ pub struct Package {
     pub obsoletes: Vec<Dep>,
     pub recommends: Vec<Dep>,
     pub supplements: Vec<Dep>,
+    /// Never installed, but libsolv prefers suggested and enhancing candidates in a choice.
+    pub suggests: Vec<Dep>,
+    pub enhances: Vec<Dep>,
     /// The file list primary.xml carries (binaries, /etc, ...), used for file dependencies.
     pub files: Vec<String>,
 }
@@ -42,6 +45,8 @@ enum List {
     Obsoletes,
     Recommends,
     Supplements,
+    Suggests,
+    Enhances,
     Ignored,
 }
 
@@ -139,7 +144,8 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
                     "obsoletes" => list = List::Obsoletes,
                     "recommends" => list = List::Recommends,
                     "supplements" => list = List::Supplements,
-                    "suggests" | "enhances" => list = List::Ignored,
+                    "suggests" => list = List::Suggests,
+                    "enhances" => list = List::Enhances,
                     "entry" => {
                         if let Some(p) = pkg.as_mut() {
                             let dep = entry(&e).ok_or_else(|| {
@@ -155,6 +161,8 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
                                 List::Obsoletes => p.obsoletes.push(dep),
                                 List::Recommends => p.recommends.push(dep),
                                 List::Supplements => p.supplements.push(dep),
+                                List::Suggests => p.suggests.push(dep),
+                                List::Enhances => p.enhances.push(dep),
                                 List::Ignored => {}
                             }
                         }
@@ -184,7 +192,8 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
                         }
                         "file" => p.files.push(buf.trim().to_owned()),
                         "provides" | "requires" | "conflicts" | "obsoletes" | "recommends"
-                        | "supplements" | "suggests" | "enhances" => list = List::Ignored,
+                        | "supplements" | "suggests" => list = List::Suggests,
+                        "enhances" => list = List::Enhances,
                         "package" => {
                             let p = pkg.take().unwrap();
                             if p.name.is_empty()
@@ -232,6 +241,8 @@ fn empty_package() -> Package {
         obsoletes: Vec::new(),
         recommends: Vec::new(),
         supplements: Vec::new(),
+        suggests: Vec::new(),
+        enhances: Vec::new(),
         files: Vec::new(),
     }
 }

@@ -10,8 +10,8 @@
 //!          blocks: v count, v byte length of each, then the blocks
 //! block    strings: v count, v blob length, blob, then v length of each string;
 //!          v packages, then per package: name, arch, evr, checksum (u8 algo, hex), location,
-//!          v size, provides, requires, conflicts, obsoletes, recommends, supplements (v count,
-//!          then name and range each), files (v count, then strings)
+//!          v size, provides, requires, conflicts, obsoletes, recommends, supplements,
+//!          suggests, enhances (v count, then name and range each), files (v count, then strings)
 //! string   v index into the block's string table (each distinct string once per block)
 //! evr      v epoch+1 (0: none), version, v release index+1 (0: none)
 //! range    u8 0 none, 1..=5 <, <=, =, >=, > then evr
@@ -33,7 +33,7 @@ use std::io::Write;
 
 const MAGIC: &[u8; 8] = b"ELSXPOOL";
 /// Bumped whenever the layout or the meaning of `Package` changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER: usize = 24;
 /// Packages per block: small enough to spread over threads, large enough to be cheap.
 const BLOCK: usize = 2048;
@@ -243,6 +243,8 @@ fn put_package<'a>(out: &mut Vec<u8>, t: &mut Strings<'a>, p: &'a Package) {
         &p.obsoletes,
         &p.recommends,
         &p.supplements,
+        &p.suggests,
+        &p.enhances,
     ] {
         put_v(out, list.len() as u64);
         for d in list {
@@ -370,6 +372,8 @@ impl<'a> Cursor<'a> {
         let obsoletes = self.deps(strs)?;
         let recommends = self.deps(strs)?;
         let supplements = self.deps(strs)?;
+        let suggests = self.deps(strs)?;
+        let enhances = self.deps(strs)?;
         let n = self.len()?;
         let mut files = Vec::with_capacity(n.min(self.buf.len()));
         for _ in 0..n {
@@ -388,6 +392,8 @@ impl<'a> Cursor<'a> {
             obsoletes,
             recommends,
             supplements,
+            suggests,
+            enhances,
             files,
         })
     }
@@ -412,6 +418,8 @@ mod tests {
     <rpm:obsoletes><rpm:entry name="strace-old"/></rpm:obsoletes>
     <rpm:recommends><rpm:entry name="strace-doc"/></rpm:recommends>
     <rpm:supplements><rpm:entry name="(strace and man)"/></rpm:supplements>
+    <rpm:suggests><rpm:entry name="gdb"/></rpm:suggests>
+    <rpm:enhances><rpm:entry name="ltrace" flags="GE" ver="0.7"/></rpm:enhances>
     <file>/usr/bin/strace</file>
   </format>
 </package>
@@ -427,6 +435,8 @@ mod tests {
     fn round_trip() {
         let pkgs = sample();
         assert_eq!(pkgs.len(), 2);
+        assert_eq!(pkgs[0].suggests, vec![Dep::name("gdb")]);
+        assert_eq!(pkgs[0].enhances[0].to_string(), "ltrace >= 0.7");
         let data = encode("sha256:k", &pkgs);
         assert_eq!(decode("sha256:k", &data).unwrap(), pkgs);
         // Many blocks, decoded in parallel, come back in order.

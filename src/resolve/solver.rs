@@ -84,6 +84,9 @@ struct Solver<'p> {
     installed: Vec<bool>,
     has_installed: bool,
     recommended: Vec<bool>,
+    /// Per package: suggested by a package decided for installation (libsolv's suggestsmap,
+    /// kept up to date together with `recommended`).
+    suggested: Vec<bool>,
     recommends_index: usize,
     /// Open choices (libsolv's branches): candidates, whether each was tried, and the level
     /// the choice was made on.
@@ -207,6 +210,7 @@ impl<'p> Solver<'p> {
         if self.recommends_index > self.trail.len() {
             self.recommends_index = 0;
             self.recommended.iter_mut().for_each(|x| *x = false);
+            self.suggested.iter_mut().for_each(|x| *x = false);
         }
     }
 
@@ -294,18 +298,25 @@ impl<'p> Solver<'p> {
             if l < 0 {
                 continue;
             }
-            let pool = self.pool;
-            for d in &pool.solvables[var(l)].pkg.recommends {
-                let mut out = Vec::new();
-                if d.name.starts_with('(') {
-                    if let Some(r) = self.pr.parse(d) {
-                        positive(&mut self.pr, &r, &mut out);
+            let pkg = &self.pool.solvables[var(l)].pkg;
+            for (list, suggests) in [(&pkg.recommends, false), (&pkg.suggests, true)] {
+                for d in list {
+                    let mut out = Vec::new();
+                    if d.name.starts_with('(') {
+                        if let Some(r) = self.pr.parse(d) {
+                            positive(&mut self.pr, &r, &mut out);
+                        }
+                    } else if let Some(p) = self.pr.simple(d) {
+                        out.extend_from_slice(p);
                     }
-                } else if let Some(p) = self.pr.simple(d) {
-                    out.extend_from_slice(p);
-                }
-                for p in out {
-                    self.recommended[p] = true;
+                    let map = if suggests {
+                        &mut self.suggested
+                    } else {
+                        &mut self.recommended
+                    };
+                    for p in out {
+                        map[p] = true;
+                    }
                 }
             }
         }
@@ -314,7 +325,19 @@ impl<'p> Solver<'p> {
     /// Whether a package supplements something that is installed (decided so far).
     fn supplementing(&mut self, p: usize) -> bool {
         let pool = self.pool;
-        let sup = &pool.solvables[p].pkg.supplements;
+        self.fulfilled_any(&pool.solvables[p].pkg.supplements)
+    }
+
+    /// Whether a package enhances something that is installed (libsolv's
+    /// `solver_is_enhancing`).
+    fn enhancing(&mut self, p: usize) -> bool {
+        let pool = self.pool;
+        self.fulfilled_any(&pool.solvables[p].pkg.enhances)
+    }
+
+    /// Whether one of `sup` holds for the packages decided so far (libsolv's
+    /// `solver_dep_fulfilled`, with SUSE's `packageand()` read as `and`).
+    fn fulfilled_any(&mut self, sup: &'p [Dep]) -> bool {
         if sup.is_empty() {
             return false;
         }
@@ -361,13 +384,27 @@ impl<'p> Solver<'p> {
                     dq.iter().partition(|&&p| self.installed_name(p).is_some());
                 front.extend(back);
                 *dq = front;
-                // prefer_suggested: installed packages count as suggested
-                let (mut front, back): (Vec<usize>, Vec<usize>) =
-                    dq.iter().partition(|&&p| self.installed[p]);
-                front.extend(back);
-                *dq = front;
+            }
+            self.prefer_suggested(dq);
+        }
+    }
+
+    /// libsolv's `prefer_suggested`: candidates that a package decided for installation
+    /// suggests, or that enhance one, go first (installed packages count as suggested); the
+    /// order within each group stays.
+    fn prefer_suggested(&mut self, dq: &mut Vec<usize>) {
+        self.update_recommended();
+        let mut back = Vec::new();
+        let mut front = Vec::with_capacity(dq.len());
+        for &p in dq.iter() {
+            if self.installed[p] || self.suggested[p] || self.enhancing(p) {
+                front.push(p);
+            } else {
+                back.push(p);
             }
         }
+        front.extend(back);
+        *dq = front;
     }
 
     fn installed_name(&self, p: usize) -> Option<usize> {
@@ -1093,6 +1130,7 @@ pub fn solve(pool: &Pool, req: &Request) -> Result<Vec<usize>, Vec<Problem>> {
         has_installed: !req.installed.is_empty(),
         installed,
         recommended: vec![false; n],
+        suggested: vec![false; n],
         recommends_index: 0,
         branches: Vec::new(),
         supplementers: (0..n)

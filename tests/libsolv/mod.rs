@@ -178,6 +178,8 @@ fn testtags(lines: &[String]) -> Result<Vec<Package>, String> {
                 obsoletes: Vec::new(),
                 recommends: Vec::new(),
                 supplements: Vec::new(),
+                suggests: Vec::new(),
+                enhances: Vec::new(),
                 files: Vec::new(),
             });
             continue;
@@ -193,7 +195,8 @@ fn testtags(lines: &[String]) -> Result<Vec<Package>, String> {
             "=Obs" => p.obsoletes.push(d),
             "=Rec" => p.recommends.push(d),
             "=Sup" => p.supplements.push(d),
-            "=Sug" => {} // elsx never installs Suggests
+            "=Sug" => p.suggests.push(d),
+            "=Enh" => p.enhances.push(d),
             _ => return Err(format!("tag {tag} is not read here ({line:?})")),
         }
     }
