@@ -183,13 +183,11 @@ fn pool(tc: &TestCase, keep: &dyn Fn(&str) -> bool) -> (Pool, Vec<String>, Vec<u
         })
         .collect();
     let pool = Pool::new(repos, &tc.arch);
-    let ids: Vec<String> = pool
-        .solvables
-        .iter()
-        .map(|s| format!("{}@{}", s.pkg.nevra(), s.repo))
+    let ids: Vec<String> = (0..pool.len())
+        .map(|p| format!("{}@{}", pool.nevra(p), pool.repo(p)))
         .collect();
     let installed = (0..ids.len())
-        .filter(|&i| Some(&pool.get(i).repo) == tc.system_repo.as_ref())
+        .filter(|&i| tc.system_repo.as_deref() == Some(pool.repo(i)))
         .collect();
     (pool, ids, installed)
 }

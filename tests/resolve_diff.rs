@@ -132,7 +132,7 @@ fn testsolv(solv: &Path, jobs: &[(String, bool)], dir: &Path) -> Vec<Answer> {
 
 /// The jobs: the big sets, then names at a fixed stride over the sorted package names.
 fn pick_jobs(pool: &Pool, count: usize) -> Vec<String> {
-    let names: BTreeSet<&str> = pool.solvables.iter().map(|s| s.pkg.name.as_str()).collect();
+    let names: BTreeSet<&str> = (0..pool.len()).map(|p| pool.name(p)).collect();
     let names: Vec<&str> = names.into_iter().collect();
     let stride = (names.len() / count.max(1)).max(1);
     let mut jobs: Vec<String> = BIG.iter().map(|s| s.to_string()).collect();

@@ -4,6 +4,7 @@ use super::xml::{XmlError, attr, attrs, push_ref, text};
 use crate::checksum::Checksum;
 use crate::resolve::dep::{Cmp, Dep};
 use crate::resolve::evr::Evr;
+use crate::resolve::repodata::Kind;
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
@@ -31,23 +32,24 @@ pub struct Package {
 }
 
 impl Package {
+    /// The dependency list of one kind.
+    pub fn list_mut(&mut self, k: Kind) -> &mut Vec<Dep> {
+        match k {
+            Kind::Provides => &mut self.provides,
+            Kind::Requires => &mut self.requires,
+            Kind::Conflicts => &mut self.conflicts,
+            Kind::Obsoletes => &mut self.obsoletes,
+            Kind::Recommends => &mut self.recommends,
+            Kind::Supplements => &mut self.supplements,
+            Kind::Suggests => &mut self.suggests,
+            Kind::Enhances => &mut self.enhances,
+        }
+    }
+
     /// `name-[epoch:]version-release.arch`, as zypper prints it.
     pub fn nevra(&self) -> String {
         format!("{}-{}.{}", self.name, self.evr, self.arch)
     }
-}
-
-#[derive(Clone, Copy)]
-enum List {
-    Provides,
-    Requires,
-    Conflicts,
-    Obsoletes,
-    Recommends,
-    Supplements,
-    Suggests,
-    Enhances,
-    Ignored,
 }
 
 /// Packages per piece when a large primary.xml is parsed in parallel.
@@ -75,7 +77,7 @@ pub fn parse(data: &[u8], file: &str) -> Result<Vec<Package>, XmlError> {
             .map(|w| parse_piece(&s[w[0]..w[1]], w[0], file))
             .collect();
         if let Ok(parts) = parts {
-            return Ok(super::store::join(parts));
+            return Ok(parts.into_iter().flatten().collect());
         }
     }
     parse_piece(&s, 0, file)
@@ -103,7 +105,7 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
     let mut r = Reader::from_str(s);
     let mut out = Vec::new();
     let mut pkg: Option<Package> = None;
-    let mut list = List::Ignored;
+    let mut list: Option<Kind> = None;
     let mut buf = String::new();
     let mut checksum_type = String::new();
     let err = |r: &Reader<&[u8]>, message: String| XmlError {
@@ -138,14 +140,14 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
                                 .unwrap_or(0);
                         }
                     }
-                    "provides" => list = List::Provides,
-                    "requires" => list = List::Requires,
-                    "conflicts" => list = List::Conflicts,
-                    "obsoletes" => list = List::Obsoletes,
-                    "recommends" => list = List::Recommends,
-                    "supplements" => list = List::Supplements,
-                    "suggests" => list = List::Suggests,
-                    "enhances" => list = List::Enhances,
+                    "provides" => list = Some(Kind::Provides),
+                    "requires" => list = Some(Kind::Requires),
+                    "conflicts" => list = Some(Kind::Conflicts),
+                    "obsoletes" => list = Some(Kind::Obsoletes),
+                    "recommends" => list = Some(Kind::Recommends),
+                    "supplements" => list = Some(Kind::Supplements),
+                    "suggests" => list = Some(Kind::Suggests),
+                    "enhances" => list = Some(Kind::Enhances),
                     "entry" => {
                         if let Some(p) = pkg.as_mut() {
                             let dep = entry(&e).ok_or_else(|| {
@@ -154,16 +156,8 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
                                     format!("package {}: <rpm:entry> without a name", p.name),
                                 )
                             })?;
-                            match list {
-                                List::Provides => p.provides.push(dep),
-                                List::Requires => p.requires.push(dep),
-                                List::Conflicts => p.conflicts.push(dep),
-                                List::Obsoletes => p.obsoletes.push(dep),
-                                List::Recommends => p.recommends.push(dep),
-                                List::Supplements => p.supplements.push(dep),
-                                List::Suggests => p.suggests.push(dep),
-                                List::Enhances => p.enhances.push(dep),
-                                List::Ignored => {}
+                            if let Some(k) = list {
+                                p.list_mut(k).push(dep);
                             }
                         }
                     }
@@ -192,8 +186,7 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
                         }
                         "file" => p.files.push(buf.trim().to_owned()),
                         "provides" | "requires" | "conflicts" | "obsoletes" | "recommends"
-                        | "supplements" | "suggests" => list = List::Suggests,
-                        "enhances" => list = List::Enhances,
+                        | "supplements" | "suggests" | "enhances" => list = None,
                         "package" => {
                             let p = pkg.take().unwrap();
                             if p.name.is_empty()
