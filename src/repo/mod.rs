@@ -220,12 +220,11 @@ pub fn load_packages(
         return Ok((data, trust));
     }
     let xml = fetch_decoded(def, f, &purl, &prim.href, sum, reporter)?;
-    let pkgs = primary::parse(&xml, &purl).map_err(|e| RepoError::Metadata {
+    let mut data = primary::parse_arena(&xml, &purl).map_err(|e| RepoError::Metadata {
         alias: def.alias.clone(),
         message: e.to_string(),
     })?;
-    let mut data = RepoData::from_packages(&pkgs);
-    drop(pkgs);
+    drop(xml);
     if let Err(e) = store::save(&f.cache, sum, &data) {
         tracing::warn!("repository {}: caching the parsed metadata: {e}", def.alias);
     }

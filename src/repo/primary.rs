@@ -4,7 +4,7 @@ use super::xml::{XmlError, attr, attrs, push_ref, text};
 use crate::checksum::Checksum;
 use crate::resolve::dep::{Cmp, Dep};
 use crate::resolve::evr::Evr;
-use crate::resolve::repodata::Kind;
+use crate::resolve::repodata::{Kind, RepoData};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
@@ -32,6 +32,27 @@ pub struct Package {
 }
 
 impl Package {
+    /// A package without dependencies, files or size.
+    pub fn new(name: String, arch: String, evr: Evr, checksum: Checksum, location: String) -> Self {
+        Package {
+            name,
+            arch,
+            evr,
+            checksum,
+            location,
+            size: 0,
+            provides: Vec::new(),
+            requires: Vec::new(),
+            conflicts: Vec::new(),
+            obsoletes: Vec::new(),
+            recommends: Vec::new(),
+            supplements: Vec::new(),
+            suggests: Vec::new(),
+            enhances: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
     /// The dependency list of one kind.
     pub fn list_mut(&mut self, k: Kind) -> &mut Vec<Dep> {
         match k {
@@ -62,6 +83,29 @@ const PIECE: usize = 2048;
 /// looks wrong), the whole document is parsed again in one piece, which gives the error its
 /// exact place.
 pub fn parse(data: &[u8], file: &str) -> Result<Vec<Package>, XmlError> {
+    Ok(parse_pieces(data, file, |p| p)?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// [`parse`] straight into the resolver's arena: each piece is interned as soon as it is
+/// parsed and the pieces' arenas are merged, so the parsed packages of the whole document are
+/// never in memory at once.
+pub fn parse_arena(data: &[u8], file: &str) -> Result<RepoData, XmlError> {
+    let parts = parse_pieces(data, file, |p| RepoData::from_packages(&p))?;
+    Ok(match parts.len() {
+        1 => parts.into_iter().next().unwrap(),
+        _ => RepoData::merge(&parts.iter().collect::<Vec<_>>()),
+    })
+}
+
+/// The pieces of the document, parsed and passed through `each`, in document order.
+fn parse_pieces<T: Send>(
+    data: &[u8],
+    file: &str,
+    each: impl Fn(Vec<Package>) -> T + Sync,
+) -> Result<Vec<T>, XmlError> {
     use rayon::prelude::*;
     let s = text(data);
     let starts = package_starts(&s);
@@ -72,15 +116,15 @@ pub fn parse(data: &[u8], file: &str) -> Result<Vec<Package>, XmlError> {
     {
         let mut cuts: Vec<usize> = starts.iter().step_by(PIECE).copied().collect();
         cuts.push(end);
-        let parts: Result<Vec<Vec<Package>>, XmlError> = cuts
+        let parts: Result<Vec<T>, XmlError> = cuts
             .par_windows(2)
-            .map(|w| parse_piece(&s[w[0]..w[1]], w[0], file))
+            .map(|w| parse_piece(&s[w[0]..w[1]], w[0], file).map(&each))
             .collect();
         if let Ok(parts) = parts {
-            return Ok(parts.into_iter().flatten().collect());
+            return Ok(parts);
         }
     }
-    parse_piece(&s, 0, file)
+    Ok(vec![each(parse_piece(&s, 0, file)?)])
 }
 
 /// Where each `<package` start tag begins.
@@ -108,11 +152,7 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
     let mut list: Option<Kind> = None;
     let mut buf = String::new();
     let mut checksum_type = String::new();
-    let err = |r: &Reader<&[u8]>, message: String| XmlError {
-        file: file.to_owned(),
-        offset: r.buffer_position() + base as u64,
-        message,
-    };
+    let err = |r: &Reader<&[u8]>, message: String| XmlError::at(file, r, base, message);
     loop {
         let ev = r.read_event().map_err(|e| err(&r, e.to_string()))?;
         match ev {
@@ -218,26 +258,17 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
 }
 
 fn empty_package() -> Package {
-    Package {
-        name: String::new(),
-        arch: String::new(),
-        evr: Evr::new(None, "", None),
-        checksum: Checksum {
-            algo: crate::checksum::Algo::Sha256,
-            hex: String::new(),
-        },
-        location: String::new(),
-        size: 0,
-        provides: Vec::new(),
-        requires: Vec::new(),
-        conflicts: Vec::new(),
-        obsoletes: Vec::new(),
-        recommends: Vec::new(),
-        supplements: Vec::new(),
-        suggests: Vec::new(),
-        enhances: Vec::new(),
-        files: Vec::new(),
-    }
+    let checksum = Checksum {
+        algo: crate::checksum::Algo::Sha256,
+        hex: String::new(),
+    };
+    Package::new(
+        String::new(),
+        String::new(),
+        Evr::new(None, "", None),
+        checksum,
+        String::new(),
+    )
 }
 
 pub(super) fn evr_attrs(e: &BytesStart<'_>) -> Evr {

@@ -356,21 +356,8 @@ impl<'p> Solver<'p> {
     }
 
     fn filter(&mut self, dq: &mut Vec<usize>, reorder: bool) {
-        let pool = self.pool;
-        let inst = &self.installed;
         if dq.len() > 1 {
-            // repository priority (zypper: lower number wins); installed packages stay
-            if let Some(best) = dq
-                .iter()
-                .filter(|&&p| !inst[p])
-                .map(|&p| pool.priority(p))
-                .min()
-            {
-                dq.retain(|&p| inst[p] || pool.priority(p) == best);
-            }
-        }
-        if dq.len() > 1 {
-            self.best_version(dq);
+            self.filter_recommend(dq);
         }
         if dq.len() > 1 {
             self.prune_to_recommended(dq);
@@ -814,11 +801,13 @@ impl<'p> Solver<'p> {
                 }
             }
         }
+        // each candidate once, in first-seen order (what came before `start` is the caller's
+        // to deduplicate)
         let mut seen = HashSet::new();
         let mut k = start;
         for i in start..dq.len() {
             let p = dq[i];
-            if (dq[..start].contains(&p) && only.is_none()) || !seen.insert(p) {
+            if !seen.insert(p) {
                 continue;
             }
             dq[k] = p;
@@ -851,8 +840,9 @@ impl<'p> Solver<'p> {
                 dqs.push(p);
             }
         }
+        let sorted = dq.len();
         for &p in &dqs {
-            if !dq.contains(&p) {
+            if dq[..sorted].binary_search(&p).is_err() {
                 dq.push(p);
             }
         }
@@ -923,7 +913,8 @@ impl<'p> Solver<'p> {
         (Outcome::Level(level), true)
     }
 
-    /// libsolv's `policy_filter_unwanted` in POLICY_MODE_RECOMMEND: priority and best version.
+    /// libsolv's `policy_filter_unwanted` in POLICY_MODE_RECOMMEND: repository priority
+    /// (zypper: lower number wins; installed packages stay), then best version.
     fn filter_recommend(&mut self, dq: &mut Vec<usize>) {
         let pool = self.pool;
         let inst = &self.installed;
@@ -1345,57 +1336,40 @@ impl Solver<'_> {
         let mut lines: Vec<String> = Vec::new();
         for r in rules {
             let lits = self.rules.get(r);
+            // the packages of the rule's literals that `keep` accepts, as a list
+            let list = |keep: &dyn Fn(Lit) -> bool| {
+                let names: Vec<String> = lits
+                    .iter()
+                    .filter(|&&l| keep(l))
+                    .map(|&l| self.nevra(var(l)))
+                    .collect();
+                names.join(", ")
+            };
             let line = match &self.rules.why[r] {
-                Why::Job => {
-                    let names: Vec<String> = lits.iter().map(|&l| self.nevra(var(l))).collect();
-                    format!("the request asks for one of: {}", names.join(", "))
-                }
+                Why::Job => format!("the request asks for one of: {}", list(&|_| true)),
                 Why::Installed(p) => {
                     format!("'{}' is in the base and cannot change", self.nevra(*p))
                 }
                 Why::Requires(p, d) => {
-                    let d = self.pool.dep(*d);
-                    let prov: Vec<String> = lits
-                        .iter()
-                        .filter(|&&l| l > 0)
-                        .map(|&l| self.nevra(var(l)))
-                        .collect();
+                    let (d, prov) = (self.pool.dep(*d), list(&|l| l > 0));
                     if prov.is_empty() {
                         format!("nothing provides '{d}' needed by '{}'", self.nevra(*p))
                     } else {
-                        format!(
-                            "'{}' requires '{d}', provided by {}",
-                            self.nevra(*p),
-                            prov.join(", ")
-                        )
+                        format!("'{}' requires '{d}', provided by {prov}", self.nevra(*p))
                     }
                 }
-                Why::Conflicts(p, d) => {
-                    let d = self.pool.dep(*d);
-                    let other: Vec<String> = lits
-                        .iter()
-                        .filter(|&&l| var(l) != *p)
-                        .map(|&l| self.nevra(var(l)))
-                        .collect();
-                    format!(
-                        "'{}' conflicts with '{d}', provided by {}",
-                        self.nevra(*p),
-                        other.join(", ")
-                    )
-                }
-                Why::Obsoletes(p, d) => {
-                    let d = self.pool.dep(*d);
-                    let other: Vec<String> = lits
-                        .iter()
-                        .filter(|&&l| var(l) != *p)
-                        .map(|&l| self.nevra(var(l)))
-                        .collect();
-                    format!(
-                        "'{}' obsoletes '{d}' ({}); a sysext cannot remove packages",
-                        self.nevra(*p),
-                        other.join(", ")
-                    )
-                }
+                Why::Conflicts(p, d) => format!(
+                    "'{}' conflicts with '{}', provided by {}",
+                    self.nevra(*p),
+                    self.pool.dep(*d),
+                    list(&|l| var(l) != *p)
+                ),
+                Why::Obsoletes(p, d) => format!(
+                    "'{}' obsoletes '{}' ({}); a sysext cannot remove packages",
+                    self.nevra(*p),
+                    self.pool.dep(*d),
+                    list(&|l| var(l) != *p)
+                ),
                 Why::SameName(a, b) => format!(
                     "'{}' and '{}' cannot both be installed (same name)",
                     self.nevra(*a),
