@@ -428,11 +428,14 @@ impl<'p> Solver<'p> {
         if out.len() > 1 {
             // a candidate obsoleted by another one (of another name) goes, unless they
             // obsolete each other
-            let obs = |a: usize, b: usize| obsoletes_pkg(pool, a, b);
+            // (libsolv's prune_obsoleted: each candidate's obsoletes looked up once, not
+            // every pair compared)
+            let by = obsoleters(pool, &out);
             let keep: Vec<usize> = out
                 .iter()
-                .copied()
-                .filter(|&p| !out.iter().any(|&o| o != p && obs(o, p) && !obs(p, o)))
+                .enumerate()
+                .filter(|&(i, _)| !by[i].iter().any(|&o| !by[o].contains(&i)))
+                .map(|(_, &p)| p)
                 .collect();
             if !keep.is_empty() {
                 out = keep;
@@ -939,15 +942,29 @@ fn evr_compare(pool: &Pool, a: usize, b: usize) -> Ordering {
         .then_with(|| x.release.is_some().cmp(&y.release.is_some()))
 }
 
-/// Whether package `a` obsoletes package `b` (obsoletes match names and versions, not
-/// provides, as libsolv does for rpm).
-fn obsoletes_pkg(pool: &Pool, a: usize, b: usize) -> bool {
-    let nb = pool.name_id(b);
-    pool.name_id(a) != nb
-        && pool.deps(a, Kind::Obsoletes).iter().any(|&d| {
+/// For each of `cands`, the positions of the other candidates that obsolete it (obsoletes
+/// match names and versions, not provides, as libsolv does for rpm; never a package of the
+/// same name).
+fn obsoleters(pool: &Pool, cands: &[usize]) -> Vec<Vec<usize>> {
+    let pos: std::collections::HashMap<usize, usize> =
+        cands.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    let mut by: Vec<Vec<usize>> = vec![Vec::new(); cands.len()];
+    for (oi, &o) in cands.iter().enumerate() {
+        let name = pool.name_id(o);
+        for &d in pool.deps(o, Kind::Obsoletes) {
             let d = pool.dep(d);
-            d.name_id == nb && pool.self_provides(b, d.range)
-        })
+            for q in pool.named(d.name_id) {
+                if let Some(&qi) = pos.get(&q)
+                    && pool.name_id(q) != name
+                    && pool.self_provides(q, d.range)
+                    && !by[qi].contains(&oi)
+                {
+                    by[qi].push(oi);
+                }
+            }
+        }
+    }
+    by
 }
 
 // ---- building the rules ---------------------------------------------------------------------
