@@ -2,13 +2,14 @@
 # Side-by-side: elsx's resolver against libsolv's tools on the same rpm-md repository, in one run.
 #   benches/resolve_compare.sh [JOB...]   (default: gnome-core kde-full libreoffice texlive-full)
 # Env: REPO (default $ELSX_DATA/debian-bookworm-rpmmd, ELSX_DATA defaulting to ../shared/data),
-#      RUNS (best of, default 3), RECOMMENDS=1 (install Recommends on both sides; default off).
+#      RUNS (median of, default 3), RECOMMENDS=1 (install Recommends on both sides; default off).
 #
 # cold: `repo2solv` (primary.xml.zst -> .solv) then `testsolv` on it, against `elsx resolve`
 #       with an empty cache directory (decompress, parse, store the parsed cache, resolve).
 # warm: `testsolv` on the ready .solv, against `elsx resolve` with its parsed cache in place.
-# Time is wall clock (best of RUNS), memory the peak RSS (/usr/bin/time %M; for the cold libsolv
-# pair the larger of the two). Ratios are elsx / libsolv. Never fails on a time.
+# Time is wall clock (median of RUNS, the two sides alternating), memory the peak RSS
+# (/usr/bin/time %M; for the cold libsolv pair the larger of the two); each row ends with the
+# load average when it was done. Ratios are elsx / libsolv. Never fails on a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${ELSX_DATA:-../shared/data}
@@ -33,11 +34,14 @@ measure() {
     /usr/bin/time -f '%e %M' -o "$work/t" "$@" >"$work/stdout" 2>"$work/stderr" || true
     tail -n1 "$work/t" >>"$out"
 }
-# best FILE: smallest time and largest memory over the lines of FILE.
-best() { awk 'NR == 1 || $1 < t { t = $1 } $2 > m { m = $2 } END { printf "%.3f %d", t, m }' "$1"; }
+# best FILE: median time and largest memory over the lines of FILE.
+best() {
+    sort -n -k1,1 "$1" | awk '{ t[NR] = $1; if ($2 > m) m = $2 }
+        END { printf "%.3f %d", (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2, m }'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-echo "repository: $repo ($(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), best of $runs, recommends ${RECOMMENDS:-0})"
+echo "repository: $repo ($(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), median of $runs, recommends ${RECOMMENDS:-0})"
 printf '%-13s | %-21s %-21s %-5s | %-21s %-21s %-5s | %-9s %-9s | %s\n' job \
     "libsolv cold" "elsx cold" ratio "testsolv warm" "elsx warm" ratio "mem cold" "mem warm" "packages libsolv/elsx"
 for job in "${jobs[@]}"; do
@@ -68,9 +72,10 @@ for job in "${jobs[@]}"; do
     read -r ect ecm <<<"$(best "$work/ec")"
     read -r lwt lwm <<<"$(best "$work/ts")"
     read -r ewt ewm <<<"$(best "$work/ew")"
-    printf '%-13s | %6.2f s %8d KiB %6.2f s %8d KiB x%-4s | %6.2f s %8d KiB %6.2f s %8d KiB x%-4s | x%-8s x%-8s | %s / %s\n' \
+    printf '%-13s | %6.2f s %8d KiB %6.2f s %8d KiB x%-4s | %6.2f s %8d KiB %6.2f s %8d KiB x%-4s | x%-8s x%-8s | %s / %s | load %s\n' \
         "$job" "$lct" "$lcm" "$ect" "$ecm" "$(ratio "$ect" "$lct")" \
         "$lwt" "$lwm" "$ewt" "$ewm" "$(ratio "$ewt" "$lwt")" \
-        "$(ratio "$ecm" "$lcm")" "$(ratio "$ewm" "$lwm")" "${lp:-unsolvable}" "$ep"
+        "$(ratio "$ecm" "$lcm")" "$(ratio "$ewm" "$lwm")" "${lp:-unsolvable}" "$ep" \
+        "$(cut -d' ' -f1 /proc/loadavg)"
 done
 echo "goal (issue 4): cold x1.00 or less, warm x0.50 or less, memory x2.00 or less"

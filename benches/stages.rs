@@ -52,8 +52,11 @@ fn load_primary(repo: &Path, timed: bool) -> Vec<primary::Package> {
         primary::parse(&xml, href).unwrap()
     });
     // The parsed-metadata cache: what a warm run reads instead of the XML.
+    let arena = time("metadata: intern into the pool's arena", pkgs.len(), || {
+        elsx::resolve::RepoData::from_packages(&pkgs)
+    });
     let bytes = time("metadata: encode parsed cache", pkgs.len(), || {
-        store::encode(href, &pkgs)
+        store::encode(href, &arena)
     });
     println!("  parsed cache: {} KiB", bytes.len() >> 10);
     let back = time("metadata: decode parsed cache (warm)", pkgs.len(), || {

@@ -57,8 +57,8 @@ const CASES: &[(&str, Plan)] = &[
     ("recommendations/recommended_oldversion.t", Run),
     ("recommendations/recommended_targeted.t", Run),
     ("recommendations/recommended_version.t", Run),
-    // elsx never installs Suggests (DESIGN.md) and keeps no list of them, so the `suggested`
-    // lines are not checked; the transaction (A alone, with recommends on and off) is.
+    // elsx never installs Suggests (DESIGN.md; it reads them only to order candidates as
+    // libsolv's prefer_suggested does), so the `suggested` lines are not checked; the transaction (A alone, with recommends on and off) is.
     ("recommendations/suggested_conflicts.t", Run),
     ("recommendations/suggested_multirepo.t", Run),
     ("recommendations/suggested_oldversion.t", Run),
@@ -183,13 +183,11 @@ fn pool(tc: &TestCase, keep: &dyn Fn(&str) -> bool) -> (Pool, Vec<String>, Vec<u
         })
         .collect();
     let pool = Pool::new(repos, &tc.arch);
-    let ids: Vec<String> = pool
-        .solvables
-        .iter()
-        .map(|s| format!("{}@{}", s.pkg.nevra(), s.repo))
+    let ids: Vec<String> = (0..pool.len())
+        .map(|p| format!("{}@{}", pool.nevra(p), pool.repo(p)))
         .collect();
     let installed = (0..ids.len())
-        .filter(|&i| Some(&pool.get(i).repo) == tc.system_repo.as_ref())
+        .filter(|&i| tc.system_repo.as_deref() == Some(pool.repo(i)))
         .collect();
     (pool, ids, installed)
 }

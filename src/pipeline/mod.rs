@@ -215,11 +215,9 @@ fn load_sources(
         .iter()
         .map(|d| (d.alias.as_str(), d.baseurl.as_str()))
         .collect();
-    let pool = Pool::new(loaded, arch);
-    let urls = pool
-        .solvables
-        .iter()
-        .map(|s| base_urls[s.repo.as_str()].to_owned())
+    let pool = Pool::from_data(loaded, arch);
+    let urls = (0..pool.len())
+        .map(|p| base_urls[pool.repo(p)].to_owned())
         .collect();
     Ok(Sources { pool, urls, trust })
 }

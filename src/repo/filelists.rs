@@ -25,11 +25,7 @@ pub fn parse(data: &[u8], file: &str, keep: &dyn Fn(&str) -> bool) -> Result<Vec
     let mut out = Vec::new();
     let mut cur: Option<Entry> = None;
     let mut buf = String::new();
-    let err = |r: &Reader<&[u8]>, message: String| XmlError {
-        file: file.to_owned(),
-        offset: r.buffer_position(),
-        message,
-    };
+    let err = |r: &Reader<&[u8]>, message: String| XmlError::at(file, r, 0, message);
     loop {
         let ev = r.read_event().map_err(|e| err(&r, e.to_string()))?;
         match ev {

@@ -13,6 +13,7 @@ use crate::cache::Bucket;
 use crate::compress::Codec;
 use crate::fetch::{self, Fetcher};
 use crate::report::{Reporter, Stage};
+use crate::resolve::RepoData;
 use definition::{RepoDef, Vars};
 use std::path::Path;
 
@@ -192,7 +193,7 @@ pub fn load_packages(
     def: &RepoDef,
     f: &Fetcher,
     reporter: &dyn Reporter,
-) -> Result<(Vec<primary::Package>, trust::Trust), RepoError> {
+) -> Result<(RepoData, trust::Trust), RepoError> {
     let url = fetch::join(&def.baseurl, "repodata/repomd.xml");
     let fetch_err = |url: &str, source| RepoError::Fetch {
         alias: def.alias.clone(),
@@ -214,21 +215,21 @@ pub fn load_packages(
         alias: def.alias.clone(),
         message: format!("{url}: primary has no checksum"),
     })?;
-    if let Some(mut pkgs) = store::load(&f.cache, sum) {
-        add_filelists(def, f, &md, &mut pkgs, reporter)?;
-        return Ok((pkgs, trust));
+    if let Some(mut data) = store::load(&f.cache, sum) {
+        add_filelists(def, f, &md, &mut data, reporter)?;
+        return Ok((data, trust));
     }
     let xml = fetch_decoded(def, f, &purl, &prim.href, sum, reporter)?;
-    let pkgs = primary::parse(&xml, &purl).map_err(|e| RepoError::Metadata {
+    let mut data = primary::parse_arena(&xml, &purl).map_err(|e| RepoError::Metadata {
         alias: def.alias.clone(),
         message: e.to_string(),
     })?;
-    if let Err(e) = store::save(&f.cache, sum, &pkgs) {
+    drop(xml);
+    if let Err(e) = store::save(&f.cache, sum, &data) {
         tracing::warn!("repository {}: caching the parsed metadata: {e}", def.alias);
     }
-    let mut pkgs = pkgs;
-    add_filelists(def, f, &md, &mut pkgs, reporter)?;
-    Ok((pkgs, trust))
+    add_filelists(def, f, &md, &mut data, reporter)?;
+    Ok((data, trust))
 }
 
 /// Fetches the metadata file at `url` verified by `sum` into the cache (or takes it from there)
@@ -264,71 +265,22 @@ fn fetch_decoded(
         })
 }
 
-/// The file dependencies (plain, or inside rich ones) of `pkgs` that no package of them provides
-/// by a provide or by its primary file list.
-pub fn unresolved_file_deps(pkgs: &[primary::Package]) -> std::collections::BTreeSet<String> {
-    use crate::resolve::dep::Rich;
-    fn leaves(r: &Rich, out: &mut Vec<String>) {
-        match r {
-            Rich::Dep(d) => out.push(d.name.clone()),
-            Rich::And(v) | Rich::Or(v) | Rich::With(v) => v.iter().for_each(|r| leaves(r, out)),
-            Rich::Without(a, b) => {
-                leaves(a, out);
-                leaves(b, out);
-            }
-            Rich::If(a, b, c) | Rich::Unless(a, b, c) => {
-                leaves(a, out);
-                leaves(b, out);
-                if let Some(c) = c {
-                    leaves(c, out);
-                }
-            }
-        }
-    }
-    let mut have = std::collections::HashSet::new();
-    for p in pkgs {
-        have.extend(p.provides.iter().map(|d| d.name.as_str()));
-        have.extend(p.files.iter().map(String::as_str));
-    }
-    let mut wanted = std::collections::BTreeSet::new();
-    let mut names = Vec::new();
-    for p in pkgs {
-        for d in p
-            .requires
-            .iter()
-            .chain(&p.conflicts)
-            .chain(&p.obsoletes)
-            .chain(&p.recommends)
-            .chain(&p.supplements)
-        {
-            names.clear();
-            if d.name.starts_with('(') {
-                if let Ok(r) = Rich::parse(&d.name) {
-                    leaves(&r, &mut names);
-                }
-            } else {
-                names.push(d.name.clone());
-            }
-            for n in names.drain(..) {
-                if n.starts_with('/') && !have.contains(n.as_str()) {
-                    wanted.insert(n);
-                }
-            }
-        }
-    }
-    wanted
+/// The file dependencies (plain, or inside rich ones) of a repository's packages that no
+/// package of it provides by a provide or by its primary file list.
+pub fn unresolved_file_deps(data: &RepoData) -> std::collections::BTreeSet<String> {
+    data.file_wants().map(str::to_owned).collect()
 }
 
-/// Adds to `pkgs` the files of filelists.xml that an unresolved file dependency names; reads
-/// filelists only when there is one.
+/// Adds to `data` the files of filelists.xml that an unresolved file dependency names; reads
+/// filelists only when there is one (then the arena is built again with them).
 fn add_filelists(
     def: &RepoDef,
     f: &Fetcher,
     md: &repomd::Repomd,
-    pkgs: &mut [primary::Package],
+    data: &mut RepoData,
     reporter: &dyn Reporter,
 ) -> Result<(), RepoError> {
-    let wanted = unresolved_file_deps(pkgs);
+    let wanted = unresolved_file_deps(data);
     if wanted.is_empty() {
         return Ok(());
     }
@@ -347,6 +299,7 @@ fn add_filelists(
     let xml = fetch_decoded(def, f, &furl, &fl.href, sum, reporter)?;
     let entries = filelists::parse(&xml, &furl, &|p| wanted.contains(p))
         .map_err(|e| meta_err(e.to_string()))?;
+    let mut pkgs = data.to_packages();
     let by_id: std::collections::HashMap<&str, usize> = pkgs
         .iter()
         .enumerate()
@@ -371,5 +324,6 @@ fn add_filelists(
             }
         }
     }
+    *data = RepoData::from_packages(&pkgs);
     Ok(())
 }

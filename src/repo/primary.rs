@@ -4,6 +4,7 @@ use super::xml::{XmlError, attr, attrs, push_ref, text};
 use crate::checksum::Checksum;
 use crate::resolve::dep::{Cmp, Dep};
 use crate::resolve::evr::Evr;
+use crate::resolve::repodata::{Kind, RepoData};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
@@ -23,26 +24,53 @@ pub struct Package {
     pub obsoletes: Vec<Dep>,
     pub recommends: Vec<Dep>,
     pub supplements: Vec<Dep>,
+    /// Never installed, but libsolv prefers suggested and enhancing candidates in a choice.
+    pub suggests: Vec<Dep>,
+    pub enhances: Vec<Dep>,
     /// The file list primary.xml carries (binaries, /etc, ...), used for file dependencies.
     pub files: Vec<String>,
 }
 
 impl Package {
+    /// A package without dependencies, files or size.
+    pub fn new(name: String, arch: String, evr: Evr, checksum: Checksum, location: String) -> Self {
+        Package {
+            name,
+            arch,
+            evr,
+            checksum,
+            location,
+            size: 0,
+            provides: Vec::new(),
+            requires: Vec::new(),
+            conflicts: Vec::new(),
+            obsoletes: Vec::new(),
+            recommends: Vec::new(),
+            supplements: Vec::new(),
+            suggests: Vec::new(),
+            enhances: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    /// The dependency list of one kind.
+    pub fn list_mut(&mut self, k: Kind) -> &mut Vec<Dep> {
+        match k {
+            Kind::Provides => &mut self.provides,
+            Kind::Requires => &mut self.requires,
+            Kind::Conflicts => &mut self.conflicts,
+            Kind::Obsoletes => &mut self.obsoletes,
+            Kind::Recommends => &mut self.recommends,
+            Kind::Supplements => &mut self.supplements,
+            Kind::Suggests => &mut self.suggests,
+            Kind::Enhances => &mut self.enhances,
+        }
+    }
+
     /// `name-[epoch:]version-release.arch`, as zypper prints it.
     pub fn nevra(&self) -> String {
         format!("{}-{}.{}", self.name, self.evr, self.arch)
     }
-}
-
-#[derive(Clone, Copy)]
-enum List {
-    Provides,
-    Requires,
-    Conflicts,
-    Obsoletes,
-    Recommends,
-    Supplements,
-    Ignored,
 }
 
 /// Packages per piece when a large primary.xml is parsed in parallel.
@@ -55,6 +83,29 @@ const PIECE: usize = 2048;
 /// looks wrong), the whole document is parsed again in one piece, which gives the error its
 /// exact place.
 pub fn parse(data: &[u8], file: &str) -> Result<Vec<Package>, XmlError> {
+    Ok(parse_pieces(data, file, |p| p)?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// [`parse`] straight into the resolver's arena: each piece is interned as soon as it is
+/// parsed and the pieces' arenas are merged, so the parsed packages of the whole document are
+/// never in memory at once.
+pub fn parse_arena(data: &[u8], file: &str) -> Result<RepoData, XmlError> {
+    let parts = parse_pieces(data, file, |p| RepoData::from_packages(&p))?;
+    Ok(match parts.len() {
+        1 => parts.into_iter().next().unwrap(),
+        _ => RepoData::merge(&parts.iter().collect::<Vec<_>>()),
+    })
+}
+
+/// The pieces of the document, parsed and passed through `each`, in document order.
+fn parse_pieces<T: Send>(
+    data: &[u8],
+    file: &str,
+    each: impl Fn(Vec<Package>) -> T + Sync,
+) -> Result<Vec<T>, XmlError> {
     use rayon::prelude::*;
     let s = text(data);
     let starts = package_starts(&s);
@@ -65,15 +116,15 @@ pub fn parse(data: &[u8], file: &str) -> Result<Vec<Package>, XmlError> {
     {
         let mut cuts: Vec<usize> = starts.iter().step_by(PIECE).copied().collect();
         cuts.push(end);
-        let parts: Result<Vec<Vec<Package>>, XmlError> = cuts
+        let parts: Result<Vec<T>, XmlError> = cuts
             .par_windows(2)
-            .map(|w| parse_piece(&s[w[0]..w[1]], w[0], file))
+            .map(|w| parse_piece(&s[w[0]..w[1]], w[0], file).map(&each))
             .collect();
         if let Ok(parts) = parts {
-            return Ok(super::store::join(parts));
+            return Ok(parts);
         }
     }
-    parse_piece(&s, 0, file)
+    Ok(vec![each(parse_piece(&s, 0, file)?)])
 }
 
 /// Where each `<package` start tag begins.
@@ -98,14 +149,10 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
     let mut r = Reader::from_str(s);
     let mut out = Vec::new();
     let mut pkg: Option<Package> = None;
-    let mut list = List::Ignored;
+    let mut list: Option<Kind> = None;
     let mut buf = String::new();
     let mut checksum_type = String::new();
-    let err = |r: &Reader<&[u8]>, message: String| XmlError {
-        file: file.to_owned(),
-        offset: r.buffer_position() + base as u64,
-        message,
-    };
+    let err = |r: &Reader<&[u8]>, message: String| XmlError::at(file, r, base, message);
     loop {
         let ev = r.read_event().map_err(|e| err(&r, e.to_string()))?;
         match ev {
@@ -133,13 +180,14 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
                                 .unwrap_or(0);
                         }
                     }
-                    "provides" => list = List::Provides,
-                    "requires" => list = List::Requires,
-                    "conflicts" => list = List::Conflicts,
-                    "obsoletes" => list = List::Obsoletes,
-                    "recommends" => list = List::Recommends,
-                    "supplements" => list = List::Supplements,
-                    "suggests" | "enhances" => list = List::Ignored,
+                    "provides" => list = Some(Kind::Provides),
+                    "requires" => list = Some(Kind::Requires),
+                    "conflicts" => list = Some(Kind::Conflicts),
+                    "obsoletes" => list = Some(Kind::Obsoletes),
+                    "recommends" => list = Some(Kind::Recommends),
+                    "supplements" => list = Some(Kind::Supplements),
+                    "suggests" => list = Some(Kind::Suggests),
+                    "enhances" => list = Some(Kind::Enhances),
                     "entry" => {
                         if let Some(p) = pkg.as_mut() {
                             let dep = entry(&e).ok_or_else(|| {
@@ -148,14 +196,8 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
                                     format!("package {}: <rpm:entry> without a name", p.name),
                                 )
                             })?;
-                            match list {
-                                List::Provides => p.provides.push(dep),
-                                List::Requires => p.requires.push(dep),
-                                List::Conflicts => p.conflicts.push(dep),
-                                List::Obsoletes => p.obsoletes.push(dep),
-                                List::Recommends => p.recommends.push(dep),
-                                List::Supplements => p.supplements.push(dep),
-                                List::Ignored => {}
+                            if let Some(k) = list {
+                                p.list_mut(k).push(dep);
                             }
                         }
                     }
@@ -184,7 +226,7 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
                         }
                         "file" => p.files.push(buf.trim().to_owned()),
                         "provides" | "requires" | "conflicts" | "obsoletes" | "recommends"
-                        | "supplements" | "suggests" | "enhances" => list = List::Ignored,
+                        | "supplements" | "suggests" | "enhances" => list = None,
                         "package" => {
                             let p = pkg.take().unwrap();
                             if p.name.is_empty()
@@ -216,24 +258,17 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
 }
 
 fn empty_package() -> Package {
-    Package {
-        name: String::new(),
-        arch: String::new(),
-        evr: Evr::new(None, "", None),
-        checksum: Checksum {
-            algo: crate::checksum::Algo::Sha256,
-            hex: String::new(),
-        },
-        location: String::new(),
-        size: 0,
-        provides: Vec::new(),
-        requires: Vec::new(),
-        conflicts: Vec::new(),
-        obsoletes: Vec::new(),
-        recommends: Vec::new(),
-        supplements: Vec::new(),
-        files: Vec::new(),
-    }
+    let checksum = Checksum {
+        algo: crate::checksum::Algo::Sha256,
+        hex: String::new(),
+    };
+    Package::new(
+        String::new(),
+        String::new(),
+        Evr::new(None, "", None),
+        checksum,
+        String::new(),
+    )
 }
 
 pub(super) fn evr_attrs(e: &BytesStart<'_>) -> Evr {

@@ -10,6 +10,17 @@ pub struct XmlError {
     pub message: String,
 }
 
+impl XmlError {
+    /// An error at the reader's position in `file`, whose text the reader starts at byte `base`.
+    pub fn at(file: &str, r: &quick_xml::Reader<&[u8]>, base: usize, message: String) -> XmlError {
+        XmlError {
+            file: file.to_owned(),
+            offset: r.buffer_position() + base as u64,
+            message,
+        }
+    }
+}
+
 /// The unescaped value of attribute `name`, if present.
 pub fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
     e.attributes()

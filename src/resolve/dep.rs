@@ -1,6 +1,6 @@
 //! Dependencies: a name with an optional version range, or an rpm rich (boolean) dependency.
 
-use super::evr::Evr;
+use super::evr::{Evr, EvrRef};
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -99,22 +99,35 @@ impl Dep {
     /// rpm's `rangesOverlap`: does a provide with range `self` satisfy the requirement `req`?
     /// An unversioned side matches every version (rpm and libsolv agree on this for rpm-md).
     pub fn overlaps(&self, req: &Dep) -> bool {
-        let (Some((pc, pevr)), Some((rc, revr))) = (&self.range, &req.range) else {
-            return true;
-        };
-        match pevr.cmp_match(revr) {
-            Ordering::Less => pc.greater() || rc.less(),
-            Ordering::Greater => pc.less() || rc.greater(),
-            // Equal up to a release only one side names: as libsolv's pool_intersect_evrs,
-            // the side without a release covers every release when it includes `=`
-            // (`B < 2-1` and `B > 2-1` both meet `B = 2`).
-            Ordering::Equal => {
-                (pc.equal() && rc.equal())
-                    || (pc.less() && rc.less())
-                    || (pc.greater() && rc.greater())
-                    || (pevr.release.is_none() && revr.release.is_some() && pc.equal())
-                    || (pevr.release.is_some() && revr.release.is_none() && rc.equal())
-            }
+        overlaps(self.range_ref(), req.range_ref())
+    }
+
+    pub fn range_ref(&self) -> Range<'_> {
+        self.range.as_ref().map(|(c, e)| (*c, e.as_ref()))
+    }
+}
+
+/// A version range on borrowed strings: `None` for an unversioned dependency.
+pub type Range<'a> = Option<(Cmp, EvrRef<'a>)>;
+
+/// rpm's `rangesOverlap` on borrowed ranges: does a provide with range `prov` satisfy a
+/// requirement with range `req`? (See [`Dep::overlaps`].)
+pub fn overlaps(prov: Range<'_>, req: Range<'_>) -> bool {
+    let (Some((pc, pevr)), Some((rc, revr))) = (prov, req) else {
+        return true;
+    };
+    match pevr.cmp_match(revr) {
+        Ordering::Less => pc.greater() || rc.less(),
+        Ordering::Greater => pc.less() || rc.greater(),
+        // Equal up to a release only one side names: as libsolv's pool_intersect_evrs,
+        // the side without a release covers every release when it includes `=`
+        // (`B < 2-1` and `B > 2-1` both meet `B = 2`).
+        Ordering::Equal => {
+            (pc.equal() && rc.equal())
+                || (pc.less() && rc.less())
+                || (pc.greater() && rc.greater())
+                || (pevr.release.is_none() && revr.release.is_some() && pc.equal())
+                || (pevr.release.is_some() && revr.release.is_none() && rc.equal())
         }
     }
 }

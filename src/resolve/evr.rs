@@ -42,18 +42,58 @@ impl Evr {
     /// Full comparison; a missing release on either side is ignored, which is what makes
     /// `foo >= 1.2` match `foo-1.2-3`.
     pub fn cmp_match(&self, other: &Evr) -> Ordering {
+        self.as_ref().cmp_match(other.as_ref())
+    }
+
+    pub fn as_ref(&self) -> EvrRef<'_> {
+        EvrRef {
+            epoch: self.epoch,
+            version: &self.version,
+            release: self.release.as_deref(),
+        }
+    }
+}
+
+/// An [`Evr`] borrowed from wherever its strings live (the pool's string table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvrRef<'a> {
+    pub epoch: Option<u64>,
+    pub version: &'a str,
+    pub release: Option<&'a str>,
+}
+
+impl EvrRef<'_> {
+    /// [`Evr::cmp_match`] on borrowed strings.
+    pub fn cmp_match(self, other: EvrRef<'_>) -> Ordering {
         let e = self.epoch.unwrap_or(0).cmp(&other.epoch.unwrap_or(0));
         if e != Ordering::Equal {
             return e;
         }
-        let v = vercmp(&self.version, &other.version);
+        let v = vercmp(self.version, other.version);
         if v != Ordering::Equal {
             return v;
         }
-        match (&self.release, &other.release) {
+        match (self.release, other.release) {
             (Some(a), Some(b)) => vercmp(a, b),
             _ => Ordering::Equal,
         }
+    }
+
+    pub fn to_owned(self) -> Evr {
+        Evr::new(self.epoch, self.version, self.release)
+    }
+}
+
+impl fmt::Display for EvrRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(e) = self.epoch.filter(|&e| e != 0) {
+            write!(f, "{e}:")?;
+        }
+        f.write_str(self.version)?;
+        if let Some(r) = self.release {
+            write!(f, "-{r}")?;
+        }
+        Ok(())
     }
 }
 
@@ -73,14 +113,7 @@ impl PartialOrd for Evr {
 
 impl fmt::Display for Evr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(e) = self.epoch.filter(|&e| e != 0) {
-            write!(f, "{e}:")?;
-        }
-        f.write_str(&self.version)?;
-        if let Some(r) = &self.release {
-            write!(f, "-{r}")?;
-        }
-        Ok(())
+        self.as_ref().fmt(f)
     }
 }
 

@@ -8,14 +8,17 @@
 
 pub mod dep;
 pub mod evr;
+pub mod repodata;
 pub mod rules;
 mod solver;
 
 use crate::repo::primary::Package;
-use dep::Dep;
-use std::collections::{BTreeSet, HashMap};
+use dep::{Dep, Range};
+use evr::EvrRef;
+pub use repodata::{DepRef, Kind, RepoData};
 
-/// A package in the pool, with the repository it comes from.
+/// A package in the pool, with the repository it comes from (built on request: the pool keeps
+/// packages as records in its arena).
 #[derive(Clone, Debug)]
 pub struct Solvable {
     pub pkg: Package,
@@ -24,12 +27,14 @@ pub struct Solvable {
     pub priority: u32,
 }
 
-/// All packages the resolver may choose from, indexed by what they provide.
+/// All packages the resolver may choose from: the repositories' arenas as one
+/// ([`RepoData`]), their aliases and priorities, and which packages the architecture allows
+/// (the others stay in the arena but no lookup returns them).
 pub struct Pool {
-    pub solvables: Vec<Solvable>,
-    provides: HashMap<String, Vec<(usize, usize)>>,
-    files: HashMap<String, Vec<usize>>,
-    names: HashMap<String, Vec<usize>>,
+    data: RepoData,
+    /// Alias, priority and first package of each repository, in order.
+    repos: Vec<(String, u32, usize)>,
+    considered: Vec<bool>,
 }
 
 /// The architectures a host architecture installs (never i586/i686 on x86_64).
@@ -65,82 +70,159 @@ pub struct Request {
 }
 
 impl Pool {
-    /// Builds a pool from repositories' packages, keeping only `arch`'s compatible packages.
+    /// Builds a pool from repositories' parsed packages (see [`Pool::from_data`]).
     pub fn new(repos: Vec<(String, u32, Vec<Package>)>, arch: &str) -> Pool {
+        Pool::from_data(
+            repos
+                .into_iter()
+                .map(|(a, p, pkgs)| (a, p, RepoData::from_packages(&pkgs)))
+                .collect(),
+            arch,
+        )
+    }
+
+    /// Builds a pool from repositories' arenas, allowing only `arch`'s compatible packages.
+    /// One repository's arena is used as it is; several are merged into one.
+    pub fn from_data(repos: Vec<(String, u32, RepoData)>, arch: &str) -> Pool {
+        let mut meta = Vec::with_capacity(repos.len());
+        let mut at = 0;
+        for (alias, prio, d) in &repos {
+            meta.push((alias.clone(), *prio, at));
+            at += d.len();
+        }
+        let data = if repos.len() == 1 {
+            repos.into_iter().next().unwrap().2
+        } else {
+            RepoData::merge(&repos.iter().map(|r| &r.2).collect::<Vec<_>>())
+        };
         let archs = compatible_archs(arch);
-        let mut solvables = Vec::new();
-        for (repo, priority, pkgs) in repos {
-            for pkg in pkgs {
-                if archs.contains(&pkg.arch.as_str()) {
-                    solvables.push(Solvable {
-                        pkg,
-                        repo: repo.clone(),
-                        priority,
-                    });
-                }
-            }
-        }
-        let mut provides: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
-        let mut files: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut names: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, s) in solvables.iter().enumerate() {
-            names.entry(s.pkg.name.clone()).or_default().push(i);
-            for (j, p) in s.pkg.provides.iter().enumerate() {
-                provides.entry(p.name.clone()).or_default().push((i, j));
-            }
-            for f in &s.pkg.files {
-                files.entry(f.clone()).or_default().push(i);
-            }
-        }
+        let considered = (0..data.len())
+            .map(|p| archs.contains(&data.arch(p)))
+            .collect();
         Pool {
-            solvables,
-            provides,
-            files,
-            names,
+            data,
+            repos: meta,
+            considered,
         }
     }
 
-    pub fn get(&self, i: usize) -> &Solvable {
-        &self.solvables[i]
+    /// Packages in the pool, including those of other architectures (never chosen).
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn data(&self) -> &RepoData {
+        &self.data
+    }
+
+    /// Whether the architecture allows package `p`.
+    pub fn considered(&self, p: usize) -> bool {
+        self.considered[p]
+    }
+
+    fn repo_index(&self, p: usize) -> usize {
+        self.repos.partition_point(|r| r.2 <= p) - 1
+    }
+
+    pub fn repo(&self, p: usize) -> &str {
+        &self.repos[self.repo_index(p)].0
+    }
+
+    pub fn priority(&self, p: usize) -> u32 {
+        self.repos[self.repo_index(p)].1
+    }
+
+    pub fn name(&self, p: usize) -> &str {
+        self.data.name(p)
+    }
+
+    pub fn name_id(&self, p: usize) -> u32 {
+        self.data.name_id(p)
+    }
+
+    pub fn arch(&self, p: usize) -> &str {
+        self.data.arch(p)
+    }
+
+    pub fn evr(&self, p: usize) -> EvrRef<'_> {
+        self.data.evr(p)
+    }
+
+    pub fn deps(&self, p: usize, k: Kind) -> &[u32] {
+        self.data.deps(p, k)
+    }
+
+    pub fn dep(&self, d: u32) -> DepRef<'_> {
+        self.data.dep(d)
+    }
+
+    /// `name-[epoch:]version-release.arch`, as zypper prints it.
+    pub fn nevra(&self, p: usize) -> String {
+        format!("{}-{}.{}", self.name(p), self.evr(p), self.arch(p))
+    }
+
+    /// Package `p` with its repository, built from the arena.
+    pub fn get(&self, p: usize) -> Solvable {
+        let r = &self.repos[self.repo_index(p)];
+        Solvable {
+            pkg: self.data.package(p),
+            repo: r.0.clone(),
+            priority: r.1,
+        }
+    }
+
+    /// The allowed packages named `name` (a string id).
+    pub fn named(&self, name: u32) -> impl Iterator<Item = usize> + '_ {
+        self.data
+            .named(name)
+            .iter()
+            .map(|&p| p as usize)
+            .filter(|&p| self.considered[p])
+    }
+
+    /// Whether package `p`'s own provide (`name = epoch:version-release`) meets `range`.
+    pub fn self_provides(&self, p: usize, range: Range<'_>) -> bool {
+        dep::overlaps(Some((dep::Cmp::Eq, self.evr(p))), range)
     }
 
     /// Every package that satisfies a simple dependency, including by its own name and version
     /// (every rpm provides `name = epoch:version-release`) and by a file it contains.
     pub fn providers(&self, d: &Dep) -> Vec<usize> {
-        let mut out: BTreeSet<usize> = BTreeSet::new();
-        if let Some(list) = self.provides.get(&d.name) {
-            for &(i, j) in list {
-                if self.solvables[i].pkg.provides[j].overlaps(d) {
-                    out.insert(i);
-                }
-            }
+        match self.data.lookup(&d.name) {
+            Some(id) => self.providers_of(id, d.range_ref()),
+            None => Vec::new(),
         }
-        out.extend(self.by_name(d));
-        if d.name.starts_with('/')
-            && let Some(list) = self.files.get(&d.name)
-        {
-            out.extend(list.iter().copied());
-        }
-        out.into_iter().collect()
     }
 
-    /// Packages named like the dependency whose own version satisfies it.
-    fn by_name<'a>(&'a self, d: &'a Dep) -> impl Iterator<Item = usize> + 'a {
-        let list = self.names.get(&d.name).map(Vec::as_slice).unwrap_or(&[]);
-        list.iter()
-            .copied()
-            .filter(move |&i| self_provide(&self.solvables[i].pkg).overlaps(d))
+    /// [`Pool::providers`] of a name (string id) and a range.
+    pub fn providers_of(&self, name: u32, range: Range<'_>) -> Vec<usize> {
+        let is_path = self.data.str(name).starts_with('/');
+        let mut out: Vec<usize> = Vec::new();
+        for (p, d) in self.data.what_provides(name) {
+            if !self.considered[p] {
+                continue;
+            }
+            let ok = if d == repodata::NONE {
+                is_path
+            } else {
+                dep::overlaps(self.data.dep(d).range, range)
+            };
+            if ok {
+                out.push(p);
+            }
+        }
+        out.extend(self.named(name).filter(|&p| self.self_provides(p, range)));
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Finds the packages to install beside `req.installed` (see `solver.rs`).
     pub fn solve(&self, req: &Request) -> Result<Vec<usize>, Vec<Problem>> {
         solver::solve(self, req)
-    }
-}
-
-fn self_provide(p: &Package) -> Dep {
-    Dep {
-        name: p.name.clone(),
-        range: Some((dep::Cmp::Eq, p.evr.clone())),
     }
 }

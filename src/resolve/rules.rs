@@ -28,11 +28,11 @@ pub type Blocks = Vec<Vec<Lit>>;
 /// Above this many clauses a rich dependency is refused rather than expanded.
 const MAX_BLOCKS: usize = 4096;
 
-/// Memoized provider lists of one pool.
+/// Memoized provider lists of one pool, by dependency id.
 pub struct Providers<'p> {
     pub pool: &'p Pool,
-    cache: HashMap<&'p Dep, Vec<usize>>,
-    rich: HashMap<&'p str, Option<Rich>>,
+    cache: HashMap<u32, Vec<usize>>,
+    rich: HashMap<u32, Option<Rich>>,
 }
 
 impl<'p> Providers<'p> {
@@ -44,22 +44,45 @@ impl<'p> Providers<'p> {
         }
     }
 
-    /// Providers of a simple dependency, sorted; `None` for one that is always satisfied
-    /// (`rpmlib(...)`, a feature of the rpm that installs).
-    pub fn simple(&mut self, d: &'p Dep) -> Option<&[usize]> {
-        if d.name.starts_with("rpmlib(") {
-            return None;
-        }
-        let pool = self.pool;
-        Some(self.cache.entry(d).or_insert_with(|| pool.providers(d)))
+    /// Whether dependency `d` is a rich (boolean) one.
+    pub fn is_rich(&self, d: u32) -> bool {
+        self.pool.dep(d).name.starts_with('(')
     }
 
-    /// The parsed form of a rich dependency (cached by its text); `None` when malformed.
-    pub fn parse(&mut self, d: &'p Dep) -> Option<Rich> {
+    /// Providers of a simple dependency, sorted; `None` for one that is always satisfied
+    /// (`rpmlib(...)`, a feature of the rpm that installs).
+    pub fn simple(&mut self, d: u32) -> Option<&[usize]> {
+        let pool = self.pool;
+        let r = pool.dep(d);
+        if r.name.starts_with("rpmlib(") {
+            return None;
+        }
+        Some(
+            self.cache
+                .entry(d)
+                .or_insert_with(|| pool.providers_of(r.name_id, r.range)),
+        )
+    }
+
+    /// The parsed form of a rich dependency (cached by its name); `None` when malformed.
+    pub fn parse(&mut self, d: u32) -> Option<Rich> {
+        let r = self.pool.dep(d);
         self.rich
-            .entry(d.name.as_str())
-            .or_insert_with(|| Rich::parse(&d.name).ok())
+            .entry(r.name_id)
+            .or_insert_with(|| Rich::parse(r.name).ok())
             .clone()
+    }
+
+    /// The packages dependency `d` names positively (what a recommendation or a suggestion
+    /// points at), appended to `out`.
+    pub fn positives(&mut self, d: u32, out: &mut Vec<usize>) {
+        if self.is_rich(d) {
+            if let Some(r) = self.parse(d) {
+                positive(self, &r, out);
+            }
+        } else if let Some(p) = self.simple(d) {
+            out.extend_from_slice(p);
+        }
     }
 
     /// Providers of an `or`/`with`/`without` tree, or `None` when the tree is complex.
@@ -282,8 +305,8 @@ pub fn positive(pr: &mut Providers<'_>, r: &Rich, out: &mut Vec<usize>) {
 }
 
 /// Turns SUSE's `packageand(a:b)` into `(a and b)`, as libsolv does when it reads metadata.
-pub fn suse_idiom(d: &Dep) -> Option<Rich> {
-    let inner = d.name.strip_prefix("packageand(")?.strip_suffix(')')?;
+pub fn suse_idiom(name: &str) -> Option<Rich> {
+    let inner = name.strip_prefix("packageand(")?.strip_suffix(')')?;
     Some(Rich::And(
         inner.split(':').map(|n| Rich::Dep(Dep::name(n))).collect(),
     ))

@@ -13,7 +13,8 @@
 //! packages obsoleted by another candidate out, recommended ones first, then its reordering
 //! (older versions and lower common provides last, installed first), else name order.
 
-use super::dep::{Dep, Rich};
+use super::dep::Rich;
+use super::repodata::Kind;
 use super::rules::{Lit, Providers, holds, lit, positive, suse_idiom, var};
 use super::{Pool, Problem, Request};
 use std::cmp::Ordering;
@@ -24,9 +25,10 @@ enum Why {
     Job,
     /// A package of the base (installed, cannot change).
     Installed(usize),
-    Requires(usize, String),
-    Conflicts(usize, String),
-    Obsoletes(usize, String),
+    /// The package and the dependency (id).
+    Requires(usize, u32),
+    Conflicts(usize, u32),
+    Obsoletes(usize, u32),
     SameName(usize, usize),
     /// Learnt from a conflict; the rules it was derived from.
     Learnt(Vec<u32>),
@@ -84,6 +86,9 @@ struct Solver<'p> {
     installed: Vec<bool>,
     has_installed: bool,
     recommended: Vec<bool>,
+    /// Per package: suggested by a package decided for installation (libsolv's suggestsmap,
+    /// kept up to date together with `recommended`).
+    suggested: Vec<bool>,
     recommends_index: usize,
     /// Open choices (libsolv's branches): candidates, whether each was tried, and the level
     /// the choice was made on.
@@ -207,6 +212,7 @@ impl<'p> Solver<'p> {
         if self.recommends_index > self.trail.len() {
             self.recommends_index = 0;
             self.recommended.iter_mut().for_each(|x| *x = false);
+            self.suggested.iter_mut().for_each(|x| *x = false);
         }
     }
 
@@ -295,17 +301,22 @@ impl<'p> Solver<'p> {
                 continue;
             }
             let pool = self.pool;
-            for d in &pool.solvables[var(l)].pkg.recommends {
+            let p = var(l);
+            for (list, suggests) in [
+                (pool.deps(p, Kind::Recommends), false),
+                (pool.deps(p, Kind::Suggests), true),
+            ] {
                 let mut out = Vec::new();
-                if d.name.starts_with('(') {
-                    if let Some(r) = self.pr.parse(d) {
-                        positive(&mut self.pr, &r, &mut out);
-                    }
-                } else if let Some(p) = self.pr.simple(d) {
-                    out.extend_from_slice(p);
+                for &d in list {
+                    self.pr.positives(d, &mut out);
                 }
+                let map = if suggests {
+                    &mut self.suggested
+                } else {
+                    &mut self.recommended
+                };
                 for p in out {
-                    self.recommended[p] = true;
+                    map[p] = true;
                 }
             }
         }
@@ -314,17 +325,29 @@ impl<'p> Solver<'p> {
     /// Whether a package supplements something that is installed (decided so far).
     fn supplementing(&mut self, p: usize) -> bool {
         let pool = self.pool;
-        let sup = &pool.solvables[p].pkg.supplements;
+        self.fulfilled_any(pool.deps(p, Kind::Supplements))
+    }
+
+    /// Whether a package enhances something that is installed (libsolv's
+    /// `solver_is_enhancing`).
+    fn enhancing(&mut self, p: usize) -> bool {
+        let pool = self.pool;
+        self.fulfilled_any(pool.deps(p, Kind::Enhances))
+    }
+
+    /// Whether one of `sup` holds for the packages decided so far (libsolv's
+    /// `solver_dep_fulfilled`, with SUSE's `packageand()` read as `and`).
+    fn fulfilled_any(&mut self, sup: &'p [u32]) -> bool {
         if sup.is_empty() {
             return false;
         }
         let dm = &self.dm;
         let pr = &mut self.pr;
         let on = |q: usize| dm[q] > 0;
-        sup.iter().any(|d| {
-            if d.name.starts_with('(') {
+        sup.iter().any(|&d| {
+            if pr.is_rich(d) {
                 pr.parse(d).is_some_and(|r| holds(pr, &r, &on))
-            } else if let Some(r) = suse_idiom(d) {
+            } else if let Some(r) = suse_idiom(pr.pool.dep(d).name) {
                 holds(pr, &r, &on)
             } else {
                 pr.simple(d).is_some_and(|l| l.iter().any(|&q| dm[q] > 0))
@@ -333,21 +356,8 @@ impl<'p> Solver<'p> {
     }
 
     fn filter(&mut self, dq: &mut Vec<usize>, reorder: bool) {
-        let pool = self.pool;
-        let inst = &self.installed;
         if dq.len() > 1 {
-            // repository priority (zypper: lower number wins); installed packages stay
-            if let Some(best) = dq
-                .iter()
-                .filter(|&&p| !inst[p])
-                .map(|&p| pool.solvables[p].priority)
-                .min()
-            {
-                dq.retain(|&p| inst[p] || pool.solvables[p].priority == best);
-            }
-        }
-        if dq.len() > 1 {
-            self.best_version(dq);
+            self.filter_recommend(dq);
         }
         if dq.len() > 1 {
             self.prune_to_recommended(dq);
@@ -361,21 +371,35 @@ impl<'p> Solver<'p> {
                     dq.iter().partition(|&&p| self.installed_name(p).is_some());
                 front.extend(back);
                 *dq = front;
-                // prefer_suggested: installed packages count as suggested
-                let (mut front, back): (Vec<usize>, Vec<usize>) =
-                    dq.iter().partition(|&&p| self.installed[p]);
-                front.extend(back);
-                *dq = front;
             }
+            self.prefer_suggested(dq);
         }
     }
 
+    /// libsolv's `prefer_suggested`: candidates that a package decided for installation
+    /// suggests, or that enhance one, go first (installed packages count as suggested); the
+    /// order within each group stays.
+    fn prefer_suggested(&mut self, dq: &mut Vec<usize>) {
+        self.update_recommended();
+        let mut back = Vec::new();
+        let mut front = Vec::with_capacity(dq.len());
+        for &p in dq.iter() {
+            if self.installed[p] || self.suggested[p] || self.enhancing(p) {
+                front.push(p);
+            } else {
+                back.push(p);
+            }
+        }
+        front.extend(back);
+        *dq = front;
+    }
+
     fn installed_name(&self, p: usize) -> Option<usize> {
-        let name = &self.pool.solvables[p].pkg.name;
-        self.pool
-            .names
-            .get(name)
-            .and_then(|l| l.iter().copied().find(|&q| self.installed[q]))
+        if !self.has_installed {
+            return None;
+        }
+        let pool = self.pool;
+        pool.named(pool.name_id(p)).find(|&q| self.installed[q])
     }
 
     /// libsolv's `prune_to_best_version`: one package per name (the highest version;
@@ -384,17 +408,16 @@ impl<'p> Solver<'p> {
         let pool = self.pool;
         let inst = &self.installed;
         dq.sort_by(|&a, &b| {
-            let (sa, sb) = (&pool.solvables[a].pkg, &pool.solvables[b].pkg);
-            sa.name
+            pool.name(a)
                 .as_bytes()
-                .cmp(sb.name.as_bytes())
+                .cmp(pool.name(b).as_bytes())
                 .then_with(|| inst[b].cmp(&inst[a]))
                 .then_with(|| a.cmp(&b))
         });
         let mut out: Vec<usize> = Vec::with_capacity(dq.len());
         for &p in dq.iter() {
             match out.last_mut() {
-                Some(best) if pool.solvables[*best].pkg.name == pool.solvables[p].pkg.name => {
+                Some(best) if pool.name_id(*best) == pool.name_id(p) => {
                     if evr_compare(pool, *best, p) == Ordering::Less {
                         *best = p;
                     }
@@ -405,11 +428,14 @@ impl<'p> Solver<'p> {
         if out.len() > 1 {
             // a candidate obsoleted by another one (of another name) goes, unless they
             // obsolete each other
-            let obs = |a: usize, b: usize| obsoletes_pkg(pool, a, b);
+            // (libsolv's prune_obsoleted: each candidate's obsoletes looked up once, not
+            // every pair compared)
+            let by = obsoleters(pool, &out);
             let keep: Vec<usize> = out
                 .iter()
-                .copied()
-                .filter(|&p| !out.iter().any(|&o| o != p && obs(o, p) && !obs(p, o)))
+                .enumerate()
+                .filter(|&(i, _)| !by[i].iter().any(|&o| !by[o].contains(&i)))
+                .map(|(_, &p)| p)
                 .collect();
             if !keep.is_empty() {
                 out = keep;
@@ -443,15 +469,14 @@ impl<'p> Solver<'p> {
             if self.installed[p] {
                 return false;
             }
-            let s = &pool.solvables[p];
-            pool.names[&s.pkg.name].iter().any(|&q| {
-                let qs = &pool.solvables[q];
+            let (arch, prio) = (pool.arch(p), pool.priority(p));
+            pool.named(pool.name_id(p)).any(|q| {
+                let qprio = pool.priority(q);
                 q != p
                     && !self.installed[q]
-                    && qs.pkg.arch == s.pkg.arch
-                    && (qs.priority < s.priority
-                        || (qs.priority == s.priority
-                            && evr_compare(pool, q, p) == Ordering::Greater))
+                    && pool.arch(q) == arch
+                    && (qprio < prio
+                        || (qprio == prio && evr_compare(pool, q, p) == Ordering::Greater))
             })
         };
         let (mut good, worse): (Vec<usize>, Vec<usize>) = dq.iter().partition(|&&p| !bad(p));
@@ -464,23 +489,29 @@ impl<'p> Solver<'p> {
     fn sort_by_common_dep(&self, dq: &mut Vec<usize>) {
         let pool = self.pool;
         // (candidate index, provide name, evr, is "<")
-        let mut ents: Vec<(usize, &str, &super::evr::Evr, bool)> = Vec::new();
+        type Ent<'a> = (usize, u32, super::evr::EvrRef<'a>, bool);
+        let mut ents: Vec<Ent<'_>> = Vec::new();
         for (i, &p) in dq.iter().enumerate() {
-            for d in &pool.solvables[p].pkg.provides {
-                let Some((cmp, evr)) = &d.range else {
+            for &d in pool.deps(p, Kind::Provides) {
+                let d = pool.dep(d);
+                let Some((cmp, evr)) = d.range else {
                     continue;
                 };
                 use super::dep::Cmp;
                 match cmp {
                     Cmp::Eq => {
-                        let s = evr.to_string();
-                        if s.len() >= 4 && s.bytes().all(|b| matches!(b, b'a'..=b'f' | b'0'..=b'9'))
+                        // an evr that prints as 4 or more hex digits is a hash
+                        let v = evr.version;
+                        if evr.epoch.is_none_or(|e| e == 0)
+                            && evr.release.is_none()
+                            && v.len() >= 4
+                            && v.bytes().all(|b| matches!(b, b'a'..=b'f' | b'0'..=b'9'))
                         {
-                            continue; // hashes
+                            continue;
                         }
-                        ents.push((i, &d.name, evr, false));
+                        ents.push((i, d.name_id, evr, false));
                     }
-                    Cmp::Lt | Cmp::Le => ents.push((i, &d.name, evr, true)),
+                    Cmp::Lt | Cmp::Le => ents.push((i, d.name_id, evr, true)),
                     _ => {}
                 }
             }
@@ -488,9 +519,8 @@ impl<'p> Solver<'p> {
         if ents.len() < 2 {
             return;
         }
-        let cmp = |a: &(usize, &str, &super::evr::Evr, bool),
-                   b: &(usize, &str, &super::evr::Evr, bool)| {
-            a.1.cmp(b.1).then_with(|| {
+        let cmp = |a: &Ent<'_>, b: &Ent<'_>| {
+            a.1.cmp(&b.1).then_with(|| {
                 let r = b.2.cmp_match(a.2);
                 if r == Ordering::Equal && (a.3 || b.3) {
                     if !b.3 {
@@ -736,9 +766,9 @@ impl<'p> Solver<'p> {
 
     /// The candidates a recommendation offers: undecided providers, none when one is
     /// installed already (libsolv's `add_complex_recommends` for rich ones).
-    fn recommended_candidates(&mut self, d: &'p Dep, only: Option<&[bool]>, dq: &mut Vec<usize>) {
+    fn recommended_candidates(&mut self, d: u32, only: Option<&[bool]>, dq: &mut Vec<usize>) {
         let start = dq.len();
-        if d.name.starts_with('(') {
+        if self.pr.is_rich(d) {
             let Some(r) = self.pr.parse(d) else { return };
             let Some(blocks) = self.pr.dnf(&r, false) else {
                 return;
@@ -774,11 +804,13 @@ impl<'p> Solver<'p> {
                 }
             }
         }
+        // each candidate once, in first-seen order (what came before `start` is the caller's
+        // to deduplicate)
         let mut seen = HashSet::new();
         let mut k = start;
         for i in start..dq.len() {
             let p = dq[i];
-            if (dq[..start].contains(&p) && only.is_none()) || !seen.insert(p) {
+            if !seen.insert(p) {
                 continue;
             }
             dq[k] = p;
@@ -799,7 +831,7 @@ impl<'p> Solver<'p> {
             if l < 0 || self.installed[var(l)] {
                 continue;
             }
-            for d in &pool.solvables[var(l)].pkg.recommends {
+            for &d in pool.deps(var(l), Kind::Recommends) {
                 self.recommended_candidates(d, None, &mut dq);
             }
         }
@@ -811,8 +843,9 @@ impl<'p> Solver<'p> {
                 dqs.push(p);
             }
         }
+        let sorted = dq.len();
         for &p in &dqs {
-            if !dq.contains(&p) {
+            if dq[..sorted].binary_search(&p).is_err() {
                 dq.push(p);
             }
         }
@@ -824,7 +857,7 @@ impl<'p> Solver<'p> {
         }
         // best versions (libsolv's POLICY_MODE_RECOMMEND: priority, version)
         self.filter_recommend(&mut dq);
-        let mut best = vec![false; pool.solvables.len()];
+        let mut best = vec![false; pool.len()];
         for &p in &dq {
             best[p] = true;
         }
@@ -855,7 +888,7 @@ impl<'p> Solver<'p> {
             if l < 0 || self.installed[var(l)] {
                 continue;
             }
-            for d in &pool.solvables[var(l)].pkg.recommends {
+            for &d in pool.deps(var(l), Kind::Recommends) {
                 let mut cand = Vec::new();
                 self.recommended_candidates(d, Some(&best), &mut cand);
                 if cand.is_empty() {
@@ -883,17 +916,18 @@ impl<'p> Solver<'p> {
         (Outcome::Level(level), true)
     }
 
-    /// libsolv's `policy_filter_unwanted` in POLICY_MODE_RECOMMEND: priority and best version.
+    /// libsolv's `policy_filter_unwanted` in POLICY_MODE_RECOMMEND: repository priority
+    /// (zypper: lower number wins; installed packages stay), then best version.
     fn filter_recommend(&mut self, dq: &mut Vec<usize>) {
         let pool = self.pool;
         let inst = &self.installed;
         if let Some(best) = dq
             .iter()
             .filter(|&&p| !inst[p])
-            .map(|&p| pool.solvables[p].priority)
+            .map(|&p| pool.priority(p))
             .min()
         {
-            dq.retain(|&p| inst[p] || pool.solvables[p].priority == best);
+            dq.retain(|&p| inst[p] || pool.priority(p) == best);
         }
         if dq.len() > 1 {
             self.best_version(dq);
@@ -903,20 +937,34 @@ impl<'p> Solver<'p> {
 
 /// rpm's full EVR order as libsolv's `EVRCMP_COMPARE` (a missing release sorts first).
 fn evr_compare(pool: &Pool, a: usize, b: usize) -> Ordering {
-    let (x, y) = (&pool.solvables[a].pkg.evr, &pool.solvables[b].pkg.evr);
+    let (x, y) = (pool.evr(a), pool.evr(b));
     x.cmp_match(y)
         .then_with(|| x.release.is_some().cmp(&y.release.is_some()))
 }
 
-/// Whether package `a` obsoletes package `b` (obsoletes match names and versions, not
-/// provides, as libsolv does for rpm).
-fn obsoletes_pkg(pool: &Pool, a: usize, b: usize) -> bool {
-    let (pa, pb) = (&pool.solvables[a].pkg, &pool.solvables[b].pkg);
-    pa.name != pb.name
-        && pa
-            .obsoletes
-            .iter()
-            .any(|d| d.name == pb.name && super::self_provide(pb).overlaps(d))
+/// For each of `cands`, the positions of the other candidates that obsolete it (obsoletes
+/// match names and versions, not provides, as libsolv does for rpm; never a package of the
+/// same name).
+fn obsoleters(pool: &Pool, cands: &[usize]) -> Vec<Vec<usize>> {
+    let pos: std::collections::HashMap<usize, usize> =
+        cands.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    let mut by: Vec<Vec<usize>> = vec![Vec::new(); cands.len()];
+    for (oi, &o) in cands.iter().enumerate() {
+        let name = pool.name_id(o);
+        for &d in pool.deps(o, Kind::Obsoletes) {
+            let d = pool.dep(d);
+            for q in pool.named(d.name_id) {
+                if let Some(&qi) = pos.get(&q)
+                    && pool.name_id(q) != name
+                    && pool.self_provides(q, d.range)
+                    && !by[qi].contains(&oi)
+                {
+                    by[qi].push(oi);
+                }
+            }
+        }
+    }
+    by
 }
 
 // ---- building the rules ---------------------------------------------------------------------
@@ -952,16 +1000,15 @@ impl<'p> Builder<'_, 'p> {
     fn closure(&mut self) {
         let pool = self.s.pool;
         while let Some(n) = self.queue.pop() {
-            let pkg = &pool.solvables[n].pkg;
             let me = lit(n);
             let installed = self.s.installed[n];
             if !installed {
-                for d in &pkg.requires {
+                for &d in pool.deps(n, Kind::Requires) {
                     self.requirement(n, d);
                 }
             }
-            for d in &pkg.conflicts {
-                let blocks = if d.name.starts_with('(') {
+            for &d in pool.deps(n, Kind::Conflicts) {
+                let blocks = if self.s.pr.is_rich(d) {
                     match self.s.pr.parse(d) {
                         Some(r) => self.s.pr.cnf(&r, true),
                         None => continue,
@@ -980,49 +1027,43 @@ impl<'p> Builder<'_, 'p> {
                         continue;
                     }
                     c.push(-me);
-                    self.rule(c, Why::Conflicts(n, d.to_string()));
+                    self.rule(c, Why::Conflicts(n, d));
                 }
             }
-            for d in &pkg.obsoletes {
-                if let Some(list) = pool.names.get(&d.name) {
-                    for &q in list {
-                        if q != n
-                            && pool.solvables[q].pkg.name != pkg.name
-                            && super::self_provide(&pool.solvables[q].pkg).overlaps(d)
-                            && !(installed && self.s.installed[q])
-                        {
-                            self.rule(vec![-me, -lit(q)], Why::Obsoletes(n, d.to_string()));
-                        }
+            let name = pool.name_id(n);
+            for &d in pool.deps(n, Kind::Obsoletes) {
+                let dr = pool.dep(d);
+                for q in pool.named(dr.name_id) {
+                    if q != n
+                        && pool.name_id(q) != name
+                        && pool.self_provides(q, dr.range)
+                        && !(installed && self.s.installed[q])
+                    {
+                        self.rule(vec![-me, -lit(q)], Why::Obsoletes(n, d));
                     }
                 }
             }
             if !installed {
-                for &q in &pool.names[&pkg.name] {
+                for q in pool.named(name) {
                     if q != n {
                         self.rule(vec![-me, -lit(q)], Why::SameName(n, q));
                     }
                 }
             }
             // recommended packages get rules too (libsolv adds them to the closure)
-            for d in &pkg.recommends {
-                let mut out = Vec::new();
-                if d.name.starts_with('(') {
-                    if let Some(r) = self.s.pr.parse(d) {
-                        positive(&mut self.s.pr, &r, &mut out);
-                    }
-                } else if let Some(p) = self.s.pr.simple(d) {
-                    out.extend_from_slice(p);
-                }
-                for q in out {
-                    self.visit(q);
-                }
+            let mut out = Vec::new();
+            for &d in pool.deps(n, Kind::Recommends) {
+                self.s.pr.positives(d, &mut out);
+            }
+            for q in out {
+                self.visit(q);
             }
         }
     }
 
-    fn requirement(&mut self, n: usize, d: &'p Dep) {
+    fn requirement(&mut self, n: usize, d: u32) {
         let me = lit(n);
-        let blocks = if d.name.starts_with('(') {
+        let blocks = if self.s.pr.is_rich(d) {
             match self.s.pr.parse(d) {
                 Some(r) => self.s.pr.cnf(&r, false),
                 None => Some(vec![vec![]]),
@@ -1044,23 +1085,20 @@ impl<'p> Builder<'_, 'p> {
                 }
             }
             c.push(-me);
-            self.rule(c, Why::Requires(n, d.to_string()));
+            self.rule(c, Why::Requires(n, d));
         }
     }
 }
 
 /// The candidates of one job: packages of that name, else packages providing it.
-pub fn job_candidates(pool: &Pool, job: &Dep) -> Vec<usize> {
-    let by_name: Vec<usize> = pool
-        .names
-        .get(&job.name)
-        .map(|l| {
-            l.iter()
-                .copied()
-                .filter(|&i| super::self_provide(&pool.solvables[i].pkg).overlaps(job))
-                .collect()
-        })
-        .unwrap_or_default();
+pub fn job_candidates(pool: &Pool, job: &super::dep::Dep) -> Vec<usize> {
+    let by_name: Vec<usize> = match pool.data().lookup(&job.name) {
+        Some(name) => pool
+            .named(name)
+            .filter(|&i| pool.self_provides(i, job.range_ref()))
+            .collect(),
+        None => Vec::new(),
+    };
     if by_name.is_empty() {
         pool.providers(job)
     } else {
@@ -1069,7 +1107,7 @@ pub fn job_candidates(pool: &Pool, job: &Dep) -> Vec<usize> {
 }
 
 pub fn solve(pool: &Pool, req: &Request) -> Result<Vec<usize>, Vec<Problem>> {
-    let n = pool.solvables.len();
+    let n = pool.len();
     let mut installed = vec![false; n];
     for &i in &req.installed {
         installed[i] = true;
@@ -1093,10 +1131,11 @@ pub fn solve(pool: &Pool, req: &Request) -> Result<Vec<usize>, Vec<Problem>> {
         has_installed: !req.installed.is_empty(),
         installed,
         recommended: vec![false; n],
+        suggested: vec![false; n],
         recommends_index: 0,
         branches: Vec::new(),
         supplementers: (0..n)
-            .filter(|&p| !pool.solvables[p].pkg.supplements.is_empty())
+            .filter(|&p| pool.considered(p) && !pool.deps(p, Kind::Supplements).is_empty())
             .collect(),
     };
     let mut problems = Vec::new();
@@ -1133,25 +1172,29 @@ pub fn solve(pool: &Pool, req: &Request) -> Result<Vec<usize>, Vec<Problem>> {
     b.closure();
     if req.recommends {
         // packages supplementing what can be installed (libsolv's addpkgrulesforweak)
+        // what each supplementing package names positively, computed once
+        let mut named: Vec<(usize, Vec<usize>)> = Vec::new();
+        for k in 0..b.s.supplementers.len() {
+            let p = b.s.supplementers[k];
+            let mut out = Vec::new();
+            for &d in pool.deps(p, Kind::Supplements) {
+                let r = if b.s.pr.is_rich(d) {
+                    b.s.pr.parse(d)
+                } else {
+                    let dr = pool.dep(d);
+                    suse_idiom(dr.name).or_else(|| Some(Rich::Dep(dr.to_dep())))
+                };
+                if let Some(r) = r {
+                    positive(&mut b.s.pr, &r, &mut out);
+                }
+            }
+            named.push((p, out));
+        }
         loop {
             let mut added = false;
-            for p in 0..n {
-                if b.seen[p] || pool.solvables[p].pkg.supplements.is_empty() {
-                    continue;
-                }
-                let mut out = Vec::new();
-                for d in &pool.solvables[p].pkg.supplements {
-                    let r = if d.name.starts_with('(') {
-                        b.s.pr.parse(d)
-                    } else {
-                        suse_idiom(d).or_else(|| Some(Rich::Dep(d.clone())))
-                    };
-                    if let Some(r) = r {
-                        positive(&mut b.s.pr, &r, &mut out);
-                    }
-                }
-                if out.iter().any(|&q| b.seen[q]) {
-                    b.visit(p);
+            for (p, out) in &named {
+                if !b.seen[*p] && out.iter().any(|&q| b.seen[q]) {
+                    b.visit(*p);
                     added = true;
                 }
             }
@@ -1241,8 +1284,9 @@ pub fn solve(pool: &Pool, req: &Request) -> Result<Vec<usize>, Vec<Problem>> {
     }
     let mut out: Vec<usize> = (0..n).filter(|&p| s.dm[p] > 0 && !s.installed[p]).collect();
     out.sort_by(|&a, &b| {
-        let (a, b) = (&pool.solvables[a].pkg, &pool.solvables[b].pkg);
-        a.name.cmp(&b.name).then_with(|| a.arch.cmp(&b.arch))
+        pool.name(a)
+            .cmp(pool.name(b))
+            .then_with(|| pool.arch(a).cmp(pool.arch(b)))
     });
     Ok(out)
 }
@@ -1251,7 +1295,7 @@ pub fn solve(pool: &Pool, req: &Request) -> Result<Vec<usize>, Vec<Problem>> {
 
 impl Solver<'_> {
     fn nevra(&self, p: usize) -> String {
-        self.pool.solvables[p].pkg.nevra()
+        self.pool.nevra(p)
     }
 
     /// The rules behind a failure at the assertion level, expanded through learnt rules and
@@ -1309,54 +1353,40 @@ impl Solver<'_> {
         let mut lines: Vec<String> = Vec::new();
         for r in rules {
             let lits = self.rules.get(r);
+            // the packages of the rule's literals that `keep` accepts, as a list
+            let list = |keep: &dyn Fn(Lit) -> bool| {
+                let names: Vec<String> = lits
+                    .iter()
+                    .filter(|&&l| keep(l))
+                    .map(|&l| self.nevra(var(l)))
+                    .collect();
+                names.join(", ")
+            };
             let line = match &self.rules.why[r] {
-                Why::Job => {
-                    let names: Vec<String> = lits.iter().map(|&l| self.nevra(var(l))).collect();
-                    format!("the request asks for one of: {}", names.join(", "))
-                }
+                Why::Job => format!("the request asks for one of: {}", list(&|_| true)),
                 Why::Installed(p) => {
                     format!("'{}' is in the base and cannot change", self.nevra(*p))
                 }
                 Why::Requires(p, d) => {
-                    let prov: Vec<String> = lits
-                        .iter()
-                        .filter(|&&l| l > 0)
-                        .map(|&l| self.nevra(var(l)))
-                        .collect();
+                    let (d, prov) = (self.pool.dep(*d), list(&|l| l > 0));
                     if prov.is_empty() {
                         format!("nothing provides '{d}' needed by '{}'", self.nevra(*p))
                     } else {
-                        format!(
-                            "'{}' requires '{d}', provided by {}",
-                            self.nevra(*p),
-                            prov.join(", ")
-                        )
+                        format!("'{}' requires '{d}', provided by {prov}", self.nevra(*p))
                     }
                 }
-                Why::Conflicts(p, d) => {
-                    let other: Vec<String> = lits
-                        .iter()
-                        .filter(|&&l| var(l) != *p)
-                        .map(|&l| self.nevra(var(l)))
-                        .collect();
-                    format!(
-                        "'{}' conflicts with '{d}', provided by {}",
-                        self.nevra(*p),
-                        other.join(", ")
-                    )
-                }
-                Why::Obsoletes(p, d) => {
-                    let other: Vec<String> = lits
-                        .iter()
-                        .filter(|&&l| var(l) != *p)
-                        .map(|&l| self.nevra(var(l)))
-                        .collect();
-                    format!(
-                        "'{}' obsoletes '{d}' ({}); a sysext cannot remove packages",
-                        self.nevra(*p),
-                        other.join(", ")
-                    )
-                }
+                Why::Conflicts(p, d) => format!(
+                    "'{}' conflicts with '{}', provided by {}",
+                    self.nevra(*p),
+                    self.pool.dep(*d),
+                    list(&|l| var(l) != *p)
+                ),
+                Why::Obsoletes(p, d) => format!(
+                    "'{}' obsoletes '{}' ({}); a sysext cannot remove packages",
+                    self.nevra(*p),
+                    self.pool.dep(*d),
+                    list(&|l| var(l) != *p)
+                ),
                 Why::SameName(a, b) => format!(
                     "'{}' and '{}' cannot both be installed (same name)",
                     self.nevra(*a),

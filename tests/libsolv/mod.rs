@@ -162,24 +162,18 @@ fn testtags(lines: &[String]) -> Result<Vec<Package>, String> {
             let evr = Evr::new(evr.epoch, &evr.version, rel);
             let arch = w.get(3).copied().unwrap_or("noarch");
             let nevra = format!("{}-{evr}.{arch}", w[0]);
-            out.push(Package {
-                name: w[0].to_owned(),
-                arch: arch.to_owned(),
+            let checksum = Checksum {
+                algo: Algo::Sha256,
+                hex: Algo::Sha256.digest_hex(nevra.as_bytes()),
+            };
+            let location = format!("{nevra}.rpm");
+            out.push(Package::new(
+                w[0].to_owned(),
+                arch.to_owned(),
                 evr,
-                checksum: Checksum {
-                    algo: Algo::Sha256,
-                    hex: Algo::Sha256.digest_hex(nevra.as_bytes()),
-                },
-                location: format!("{nevra}.rpm"),
-                size: 0,
-                provides: Vec::new(),
-                requires: Vec::new(),
-                conflicts: Vec::new(),
-                obsoletes: Vec::new(),
-                recommends: Vec::new(),
-                supplements: Vec::new(),
-                files: Vec::new(),
-            });
+                checksum,
+                location,
+            ));
             continue;
         }
         let Some(p) = out.last_mut() else {
@@ -193,7 +187,8 @@ fn testtags(lines: &[String]) -> Result<Vec<Package>, String> {
             "=Obs" => p.obsoletes.push(d),
             "=Rec" => p.recommends.push(d),
             "=Sup" => p.supplements.push(d),
-            "=Sug" => {} // elsx never installs Suggests
+            "=Sug" => p.suggests.push(d),
+            "=Enh" => p.enhances.push(d),
             _ => return Err(format!("tag {tag} is not read here ({line:?})")),
         }
     }
