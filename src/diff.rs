@@ -215,11 +215,8 @@ pub fn subtract_dirs(
                 match &roots {
                     Some((bfd, tfd)) if compare == Compare::Contents => {
                         // A file that changes size while it is read is an error, not a verdict.
-                        let equal = || {
-                            Ok(xattrs_equal(path)?
-                                && files_equal(bfd, tfd, base, tools, path, size)?)
-                        };
-                        or_fail(equal()).into()
+                        let equal = files_equal(bfd, tfd, base, tools, path, size, &xattrs_equal);
+                        or_fail(equal).into()
                     }
                     _ => Verdict::NotCompared,
                 }
@@ -269,11 +266,10 @@ fn open_root(dir: &Path) -> Result<rustix::fd::OwnedFd, std::io::Error> {
     .map_err(|e| tree::at_error(dir, "", "opening", e))
 }
 
-
 /// Whether the files at `rel` below the roots `a` and `b` (open as `afd` and `bfd`), both of
-/// `size` bytes as the walk saw them, hold the same bytes. Opened relative to the roots (no
-/// walk of the full path), read in chunks into two buffers per thread, stopping at the first
-/// chunk that differs.
+/// `size` bytes as the walk saw them, hold the same bytes and (`xattrs_equal`) xattrs. Opened
+/// relative to the roots (no walk of the full path), read in chunks into two buffers per
+/// thread, stopping at the first chunk that differs.
 fn files_equal(
     afd: &rustix::fd::OwnedFd,
     bfd: &rustix::fd::OwnedFd,
@@ -281,6 +277,7 @@ fn files_equal(
     b: &Path,
     rel: &str,
     size: u64,
+    xattrs_equal: &dyn Fn(&str) -> Result<bool, std::io::Error>,
 ) -> Result<bool, std::io::Error> {
     use rustix::fs::{Mode, OFlags};
     const CHUNK: usize = 1 << 18;
@@ -294,6 +291,21 @@ fn files_equal(
             .map_err(|e| tree::at_error(root, rel, "opening", e))
     };
     let (fa, fb) = (open(afd, a)?, open(bfd, b)?);
+    // Xattrs first, asked of the open files: almost always neither has any.
+    let listed = |fd: &rustix::fd::OwnedFd, root: &Path| {
+        rustix::fs::flistxattr(fd, &mut [0u8; 0][..])
+            .or_else(|e| {
+                if e == rustix::io::Errno::NOTSUP {
+                    Ok(0)
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| tree::at_error(root, rel, "listing xattrs", e))
+    };
+    if (listed(&fa, a)?, listed(&fb, b)?) != (0, 0) && !xattrs_equal(rel)? {
+        return Ok(false);
+    }
     // Fills `buf` from `fd`; a file shorter than the walk saw is an error.
     let fill = |fd: &rustix::fd::OwnedFd, buf: &mut [u8], root: &Path| {
         let mut at = 0;

@@ -509,7 +509,12 @@ pub fn stat_entry(
 }
 
 /// `root/rel: what: error`, with the error's kind kept.
-pub fn at_error(root: &std::path::Path, rel: &str, what: &str, e: rustix::io::Errno) -> std::io::Error {
+pub fn at_error(
+    root: &std::path::Path,
+    rel: &str,
+    what: &str,
+    e: rustix::io::Errno,
+) -> std::io::Error {
     let path = if rel.is_empty() {
         root.to_path_buf()
     } else {
