@@ -77,10 +77,15 @@ pub fn subtract(base: &Tree, tools: &Tree, opts: Options) -> Result<(Tree, Repor
 /// the report are those [`subtract`] gives with the unpacked base under `tools`, when `tools`
 /// holds only what was installed over the base.
 ///
+/// A file of `tools` that `installed` holds with the very content it has in `tools` (the same
+/// `Arc`: unpacked from a package and not replaced since) is compared by the two headers'
+/// digests, without hashing its content.
+///
 /// Panics if a digest uses an algorithm elsx cannot compute: check [`manifest_supported`].
 pub fn subtract_manifest(
     base: &unpack::Manifest,
     tools: &Tree,
+    installed: &Installed,
     opts: Options,
 ) -> Result<(Tree, Report), DiffError> {
     let same = |p: &Pair| -> Verdict {
@@ -90,7 +95,15 @@ pub fn subtract_manifest(
             // empty file; packages elsx unpacked whole have none either).
             (Kind::File(_), Kind::File(data)) => match base.digests.get(path) {
                 Some(d) => {
-                    d.matches(data).expect("checked by manifest_supported")
+                    let content = match installed.get(path) {
+                        Some((td, arc))
+                            if std::sync::Arc::ptr_eq(arc, data) && td.algo == d.algo =>
+                        {
+                            td.size == d.size && td.hex.eq_ignore_ascii_case(&d.hex)
+                        }
+                        _ => d.matches(data).expect("checked by manifest_supported"),
+                    };
+                    content
                         && b.mode == t.mode
                         && b.uid == t.uid
                         && b.gid == t.gid
@@ -104,6 +117,11 @@ pub fn subtract_manifest(
     };
     subtract_with(&base.tree, &same, tools, opts, true)
 }
+
+/// The extension packages' regular files by path: the digest their header records and the
+/// content unpacked for it.
+pub type Installed =
+    std::collections::HashMap<String, (unpack::FileDigest, std::sync::Arc<Vec<u8>>)>;
 
 /// Trouble while subtracting directories on disk.
 #[derive(Debug, thiserror::Error)]
@@ -605,5 +623,39 @@ mod tests {
             .insert("usr/lib/link".into(), Entry::dir(0o755, 1));
         let e = subtract(&base, &tools, Options::default()).unwrap_err();
         assert_eq!(e.path, "usr/lib/link");
+    }
+
+    /// A file unpacked from a package is compared by its header's digest, its content never
+    /// hashed: a digest that lies about the content shows which one decided.
+    #[test]
+    fn installed_files_are_compared_by_header_digest() {
+        let digest = |hex: &str| unpack::FileDigest {
+            algo: rpm::DigestAlgorithm::Sha2_256,
+            hex: hex.into(),
+            size: 4,
+        };
+        let mut base = unpack::Manifest::default();
+        base.tree.insert("usr/share/x".into(), file(""));
+        base.digests.insert("usr/share/x".into(), digest("ab12"));
+        let mut tools = Tree::new();
+        tools.insert("usr/share/x".into(), file("data"));
+        let Kind::File(data) = &tools.get("usr/share/x").unwrap().kind else {
+            unreachable!()
+        };
+        let mut installed = Installed::new();
+        installed.insert("usr/share/x".into(), (digest("AB12"), data.clone()));
+        let (_, rep) = subtract_manifest(&base, &tools, &installed, Options::default()).unwrap();
+        assert_eq!(
+            (rep.unchanged, rep.changed.len()),
+            (1, 0),
+            "the digests decide"
+        );
+        // Content replaced after unpacking (another Arc): hashed, and "data" is not ab12.
+        installed.insert(
+            "usr/share/x".into(),
+            (digest("ab12"), Arc::new(b"data".to_vec())),
+        );
+        let (_, rep) = subtract_manifest(&base, &tools, &installed, Options::default()).unwrap();
+        assert_eq!(rep.changed, ["usr/share/x"], "the content decides");
     }
 }
