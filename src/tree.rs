@@ -312,8 +312,9 @@ pub fn scan_dir(root: &std::path::Path, scan: Scan) -> Result<Scanned, std::io::
         scan: Scan,
     }
     impl Walk<'_> {
-        /// The entries below `dir` (at `rel`), in path order.
-        fn walk(&self, dir: OwnedFd, rel: &str) -> Result<Vec<Found>, std::io::Error> {
+        /// The entries below `dir` (at `rel`), in path order, in runs (so that a deep tree's
+        /// entries are not moved once per level).
+        fn walk(&self, dir: OwnedFd, rel: &str) -> Result<Vec<Vec<Found>>, std::io::Error> {
             thread_local! {
                 /// getdents64 buffer, reused for every directory a thread reads.
                 static DIRENTS: std::cell::RefCell<Vec<std::mem::MaybeUninit<u8>>> =
@@ -392,7 +393,7 @@ pub fn scan_dir(root: &std::path::Path, scan: Scan) -> Result<Scanned, std::io::
                     .chain(b"/")
                     .cmp(b.as_bytes().iter().chain(b"/"))
             });
-            let below: Vec<Vec<Found>> = subdirs
+            let below: Vec<Vec<Vec<Found>>> = subdirs
                 .par_iter()
                 .map(|child| {
                     let sub = open_dir(fd, &child[prefix..])
@@ -401,17 +402,19 @@ pub fn scan_dir(root: &std::path::Path, scan: Scan) -> Result<Scanned, std::io::
                 })
                 .collect::<Result<_, _>>()?;
             // Merge: a subtree goes before the first name that sorts after `name/`.
-            let mut out =
-                Vec::with_capacity(here.len() + below.iter().map(Vec::len).sum::<usize>());
+            let mut out = Vec::with_capacity(1 + 2 * subdirs.len());
+            let mut run = Vec::new();
             let mut here = here.into_iter().peekable();
             for (dir, sub) in subdirs.iter().zip(below) {
                 let key = || dir.as_bytes().iter().chain(b"/");
                 while let Some(next) = here.next_if(|(p, ..)| p.as_bytes().iter().lt(key())) {
-                    out.push(next);
+                    run.push(next);
                 }
+                out.push(std::mem::take(&mut run));
                 out.extend(sub);
             }
-            out.extend(here);
+            run.extend(here);
+            out.push(run);
             Ok(out)
         }
     }
@@ -434,9 +437,10 @@ pub fn scan_dir(root: &std::path::Path, scan: Scan) -> Result<Scanned, std::io::
     .map_err(|e| at_error(root, "", "opening", e))?;
     let found = w.walk(top, "")?;
     let mut s = Scanned::default();
-    let mut entries = Vec::with_capacity(found.len());
-    s.meta.reserve(found.len());
-    for (rel, e, meta) in found {
+    let n = found.iter().map(Vec::len).sum();
+    let mut entries = Vec::with_capacity(n);
+    s.meta.reserve(n);
+    for (rel, e, meta) in found.into_iter().flatten() {
         entries.push((rel, e));
         s.meta.push(meta);
     }
