@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Side-by-side: `elsx diff BASE TOOLS` against `diff -qr BASE TOOLS` on the same two trees.
-#   benches/diff_compare.sh [FILES]    (default 100000 files in BASE)
+#   benches/diff_compare.sh [FILES] [ROUNDS]    (default 100000 files in BASE, 5 rounds)
 # Generates BASE (FILES files in 1,000 directories) and TOOLS (a copy of BASE with 10% of the
 # files changed, half of them at the same size, and 10% more files added) under
-# target/diff-bench/, warms the page cache, then times each tool (best of 3) and prints the
-# ratio elsx / diff. Never fails on a time.
+# target/diff-bench/, warms the page cache, then runs, ROUNDS times and back to back, diff -qr
+# and elsx diff at each --compare level (types, metadata: the default, contents; contents also
+# with -j1), and prints each one's median wall time, its ratio to diff -qr's median, and the load
+# average before and after. Never fails on a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-100000}
-cargo build --release --quiet
-elsx=$PWD/target/release/elsx
+rounds=${2:-5}
+if [ -z "${ELSX:-}" ]; then
+    cargo build --release --quiet
+    ELSX=$PWD/target/release/elsx
+fi
 work=target/diff-bench/$files
 if [ ! -f "$work/.done" ]; then
     rm -rf "$work"
@@ -47,24 +52,32 @@ base=$work/base
 tools=$work/tools
 echo "trees: $(find "$base" | wc -l) and $(find "$tools" | wc -l) entries, $(du -sm "$base" | cut -f1) + $(du -sm "$tools" | cut -f1) MiB, $(nproc) CPUs"
 
-best() { # command... -> best wall time of 3 runs, in seconds
-    local b="" s e t
-    for _ in 1 2 3; do
-        s=$(date +%s.%N)
-        "$@" >/dev/null 2>&1 || true
-        e=$(date +%s.%N)
-        t=$(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.3f", b - a }')
-        if [ -z "$b" ] || awk -v a="$t" -v b="$b" 'BEGIN { exit !(a < b) }'; then b=$t; fi
-    done
-    echo "$b"
-}
-
 diff -qr "$base" "$tools" >/dev/null 2>&1 || true   # warm the page cache
-changed=$("$elsx" --json diff "$base" "$tools" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(len(r["added"]), "added,", len(r["changed"]), "changed,", r["unchanged"], "unchanged")')
-echo "elsx diff: $changed"
-ref=$(best diff -qr "$base" "$tools")
-ours=$(best "$elsx" diff "$base" "$tools")
-ours1=$(best "$elsx" diff -j1 "$base" "$tools")
-printf 'diff -qr        %7.3f s\n' "$ref"
-printf 'elsx diff       %7.3f s   ratio x%.3f\n' "$ours" "$(awk -v a="$ours" -v b="$ref" 'BEGIN { print a / b }')"
-printf 'elsx diff -j1   %7.3f s   ratio x%.3f\n' "$ours1" "$(awk -v a="$ours1" -v b="$ref" 'BEGIN { print a / b }')"
+for level in types metadata contents; do
+    printf '%-9s %s\n' "$level:" "$("$ELSX" diff --compare "$level" "$base" "$tools" | tail -n +1 | grep -E '^[0-9]+ added')"
+done
+
+names=("diff -qr" "elsx diff --compare types" "elsx diff (metadata)" "elsx diff --compare contents" "elsx diff --compare contents -j1")
+cmds=("diff -qr $base $tools"
+      "$ELSX diff --compare types $base $tools"
+      "$ELSX diff $base $tools"
+      "$ELSX diff --compare contents $base $tools"
+      "$ELSX diff --compare contents -j1 $base $tools")
+declare -A times
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for ((r = 0; r < rounds; r++)); do
+    for k in "${!cmds[@]}"; do
+        s=$(date +%s.%N)
+        ${cmds[$k]} >/dev/null 2>&1 || true
+        e=$(date +%s.%N)
+        times[$k]+="$(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.3f", b - a }') "
+    done
+done
+echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ref=$(echo "${times[0]}" | median)
+for k in "${!cmds[@]}"; do
+    m=$(echo "${times[$k]}" | median)
+    printf '%-34s median %7.3f s  ratio x%.3f   (runs: %s)\n' "${names[$k]}" "$m" \
+        "$(awk -v a="$m" -v b="$ref" 'BEGIN { print a / b }')" "${times[$k]}"
+done

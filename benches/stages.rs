@@ -344,7 +344,8 @@ fn main() {
     }
     let ext = synthetic_tree(n, 1);
     let (from_headers, _) = time("diff: subtract a manifest (sha256)", ext.len(), || {
-        elsx::diff::subtract_manifest(&manifest, &ext, Default::default()).unwrap()
+        elsx::diff::subtract_manifest(&manifest, &ext, &Default::default(), Default::default())
+            .unwrap()
     });
     assert_eq!(from_headers, out, "the manifest gives the same result");
 

@@ -31,6 +31,13 @@ pub struct Report {
     pub changed: Vec<String>,
     /// Number of identical paths present in both (dropped).
     pub unchanged: usize,
+    /// Number of non-directories present in both that `compared` could not tell changed from
+    /// identical (dropped all the same: the base wins either way). Always 0 with
+    /// [`Compare::Contents`].
+    pub not_compared: usize,
+    /// How closely paths in both were compared: always `contents` in a build (digests or
+    /// contents in memory decide); `elsx diff` on directories reads no more than asked.
+    pub compared: Compare,
     /// Paths the extension adds outside `usr/` and `opt/` (a sysext cannot carry them).
     pub outside: Vec<String>,
     /// Whiteouts and `usr/lib/os-release`.
@@ -56,7 +63,13 @@ fn is_whiteout(e: &Entry) -> bool {
 
 /// Subtracts `base` from `tools`.
 pub fn subtract(base: &Tree, tools: &Tree, opts: Options) -> Result<(Tree, Report), DiffError> {
-    subtract_with(base, &|_, b, t| b.same_content(t), tools, opts, false)
+    subtract_with(
+        base,
+        &|p| p.base.same_content(p.tools).into(),
+        tools,
+        opts,
+        false,
+    )
 }
 
 /// Subtracts a base known only from its packages' headers (see [`unpack::Manifest`]): a file
@@ -64,19 +77,33 @@ pub fn subtract(base: &Tree, tools: &Tree, opts: Options) -> Result<(Tree, Repor
 /// the report are those [`subtract`] gives with the unpacked base under `tools`, when `tools`
 /// holds only what was installed over the base.
 ///
+/// A file of `tools` that `installed` holds with the very content it has in `tools` (the same
+/// `Arc`: unpacked from a package and not replaced since) is compared by the two headers'
+/// digests, without hashing its content.
+///
 /// Panics if a digest uses an algorithm elsx cannot compute: check [`manifest_supported`].
 pub fn subtract_manifest(
     base: &unpack::Manifest,
     tools: &Tree,
+    installed: &Installed,
     opts: Options,
 ) -> Result<(Tree, Report), DiffError> {
-    let same = |path: &str, b: &Entry, t: &Entry| -> bool {
-        match (&b.kind, &t.kind) {
+    let same = |p: &Pair| -> Verdict {
+        let (path, b, t) = (p.path, p.base, p.tools);
+        let same = match (&b.kind, &t.kind) {
             // Without a digest the manifest holds the content itself (rpm records none for an
             // empty file; packages elsx unpacked whole have none either).
             (Kind::File(_), Kind::File(data)) => match base.digests.get(path) {
                 Some(d) => {
-                    d.matches(data).expect("checked by manifest_supported")
+                    let content = match installed.get(path) {
+                        Some((td, arc))
+                            if std::sync::Arc::ptr_eq(arc, data) && td.algo == d.algo =>
+                        {
+                            td.size == d.size && td.hex.eq_ignore_ascii_case(&d.hex)
+                        }
+                        _ => d.matches(data).expect("checked by manifest_supported"),
+                    };
+                    content
                         && b.mode == t.mode
                         && b.uid == t.uid
                         && b.gid == t.gid
@@ -85,10 +112,16 @@ pub fn subtract_manifest(
                 None => b.same_content(t),
             },
             _ => b.same_content(t),
-        }
+        };
+        same.into()
     };
     subtract_with(&base.tree, &same, tools, opts, true)
 }
+
+/// The extension packages' regular files by path: the digest their header records and the
+/// content unpacked for it.
+pub type Installed =
+    std::collections::HashMap<String, (unpack::FileDigest, std::sync::Arc<Vec<u8>>)>;
 
 /// Trouble while subtracting directories on disk.
 #[derive(Debug, thiserror::Error)]
@@ -99,71 +132,225 @@ pub enum DirError {
     Diff(#[from] DiffError),
 }
 
+/// How closely [`subtract_dirs`] compares the paths both trees have. The result does not depend
+/// on it (a non-directory in the base wins whatever its content), unless `keep_changed` is
+/// asked for, which needs [`Compare::Contents`]; the report does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compare {
+    /// Types only, as the directories list them (no `lstat`): a path whose type differs is
+    /// changed, the others are not compared.
+    Types,
+    /// Also what `lstat` and `readlink` give: a path whose mode, owner, size, symlink target or
+    /// device number differs is changed; the same inode, an empty file and other than regular
+    /// files with the same xattrs are identical; the other files are not compared.
+    Metadata,
+    /// Also the bytes and xattrs of files of the same size: every path is changed or identical.
+    #[default]
+    Contents,
+}
+
+/// How much [`subtract_dirs`] reads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DirOptions {
+    pub compare: Compare,
+    /// Read the metadata, xattrs and contents of the result's entries, so that it can be
+    /// written out.
+    pub load_result: bool,
+}
+
 /// Subtracts the directory `base` from the directory `tools` on disk with the rules of
-/// [`subtract`], reading no more than the rules need: both trees are walked in parallel, and only
-/// files present in both with the same metadata and size are read (in parallel, stopping at the
-/// first difference) to tell changed from unchanged. With `contents`, the files of the result
-/// are read too, so that it can be written out.
+/// [`subtract`], reading no more than the rules and `dir` ask for: both trees are walked in
+/// parallel (one `getdents` per directory, one `lstat` per entry unless [`Compare::Types`]);
+/// files of the same size are read, in parallel and stopping at the first difference, only
+/// with [`Compare::Contents`]. Paths in both that were not compared are counted as
+/// [`Report::not_compared`].
 pub fn subtract_dirs(
     base: &Path,
     tools: &Path,
     opts: Options,
-    contents: bool,
+    dir: DirOptions,
 ) -> Result<(Tree, Report), DirError> {
-    let (b, t) = rayon::join(|| tree::scan_dir(base), || tree::scan_dir(tools));
+    let compare = if opts.keep_changed {
+        Compare::Contents
+    } else {
+        dir.compare
+    };
+    let scan = match compare {
+        Compare::Types => tree::Scan::Types,
+        _ => tree::Scan::Metadata,
+    };
+    let (b, t) = rayon::join(
+        || tree::scan_dir(base, scan),
+        || tree::scan_dir(tools, scan),
+    );
     let (b, t) = (b?, t?);
+    let roots = if compare == Compare::Contents || dir.load_result {
+        Some((open_root(base)?, open_root(tools)?))
+    } else {
+        None
+    };
     let failed: std::sync::Mutex<Option<std::io::Error>> = Default::default();
-    let same = |path: &str, be: &Entry, te: &Entry| -> bool {
+    // An error ends the subtraction; the verdict returned with it is never used.
+    let or_fail = |r: Result<bool, std::io::Error>| -> bool {
+        r.unwrap_or_else(|e| {
+            failed.lock().expect("not poisoned").get_or_insert(e);
+            false
+        })
+    };
+    let xattrs_equal = |path: &str| -> Result<bool, std::io::Error> {
+        Ok(tree::read_xattrs(&base.join(path))? == tree::read_xattrs(&tools.join(path))?)
+    };
+    let same = |p: &Pair| -> Verdict {
+        let (path, be, te) = (p.path, p.base, p.tools);
+        if compare == Compare::Types {
+            // Devices were lstat'ed (a whiteout is one): their numbers count.
+            let devices = matches!(be.kind, Kind::CharDevice { .. } | Kind::BlockDevice { .. });
+            return if std::mem::discriminant(&be.kind) != std::mem::discriminant(&te.kind)
+                || (devices && be.kind != te.kind)
+            {
+                Verdict::Changed
+            } else {
+                Verdict::NotCompared
+            };
+        }
+        if be.mode != te.mode || be.uid != te.uid || be.gid != te.gid {
+            return Verdict::Changed;
+        }
         match (&be.kind, &te.kind) {
             (Kind::File(_), Kind::File(_)) => {
-                let size = b.sizes.get(path).copied().unwrap_or(0);
-                let meta = be.mode == te.mode
-                    && be.uid == te.uid
-                    && be.gid == te.gid
-                    && be.xattrs == te.xattrs
-                    && t.sizes.get(path) == Some(&size);
-                // A file that changes size while it is read is an error, not a verdict.
-                meta && files_equal(&base.join(path), &tools.join(path), size).unwrap_or_else(|e| {
-                    failed.lock().expect("not poisoned").get_or_insert(e);
-                    false
-                })
+                let (bm, tm) = (b.meta[p.base_at], t.meta[p.tools_at]);
+                let size = bm.size;
+                if tm.size != size {
+                    return Verdict::Changed;
+                }
+                if bm.inode.is_some() && bm.inode == tm.inode {
+                    return Verdict::Unchanged; // one file, linked into both trees
+                }
+                if size == 0 {
+                    return or_fail(xattrs_equal(path)).into();
+                }
+                match &roots {
+                    Some((bfd, tfd)) if compare == Compare::Contents => {
+                        // A file that changes size while it is read is an error, not a verdict.
+                        let equal = files_equal(bfd, tfd, base, tools, path, size, &xattrs_equal);
+                        or_fail(equal).into()
+                    }
+                    _ => Verdict::NotCompared,
+                }
             }
-            _ => be.same_content(te),
+            (bk, tk) if bk != tk => Verdict::Changed,
+            _ => or_fail(xattrs_equal(path)).into(),
         }
     };
-    let (mut out, report) = subtract_with(&b.tree, &same, &t.tree, opts, false)?;
+    let (mut out, mut report) = subtract_with(&b.tree, &same, &t.tree, opts, false)?;
     if let Some(e) = failed.into_inner().expect("not poisoned") {
         return Err(e.into());
     }
-    if contents {
+    report.compared = compare;
+    if let (true, Some((bfd, tfd))) = (dir.load_result, &roots) {
+        use rustix::fd::AsFd;
         out.entries
             .par_iter_mut()
             .try_for_each(|(rel, e)| -> Result<(), std::io::Error> {
-                if let Kind::File(_) = e.kind {
-                    e.kind = Kind::File(std::sync::Arc::new(fs_err::read(tools.join(rel))?));
+                // A directory in both carries the base's metadata, xattrs included.
+                let from_base = e.is_dir() && b.tree.get(rel).is_some_and(|be| be.is_dir());
+                let (root, fd) = if from_base { (base, bfd) } else { (tools, tfd) };
+                let mut full = tree::stat_entry(root, fd.as_fd(), rel)?;
+                if let Kind::File(_) = full.kind {
+                    full.kind = Kind::File(std::sync::Arc::new(fs_err::read(tools.join(rel))?));
                 }
+                if std::mem::discriminant(&full.kind) != std::mem::discriminant(&e.kind) {
+                    return Err(std::io::Error::other(format!(
+                        "{}: changed type while elsx read it",
+                        root.join(rel.as_str()).display()
+                    )));
+                }
+                *e = full;
                 Ok(())
             })?;
     }
+    // Freeing two trees of every entry takes a while: both at once.
+    rayon::join(|| drop(b), || drop(t));
     Ok((out, report))
 }
 
-/// Whether two files of `size` bytes (as the walk saw them) hold the same bytes.
-fn files_equal(a: &Path, b: &Path, size: u64) -> Result<bool, std::io::Error> {
-    use std::io::Read;
+fn open_root(dir: &Path) -> Result<rustix::fd::OwnedFd, std::io::Error> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::openat(
+        rustix::fs::CWD,
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| tree::at_error(dir, "", "opening", e))
+}
+
+/// Whether the files at `rel` below the roots `a` and `b` (open as `afd` and `bfd`), both of
+/// `size` bytes as the walk saw them, hold the same bytes and (`xattrs_equal`) xattrs. Opened
+/// relative to the roots (no walk of the full path), read in chunks into two buffers per
+/// thread, stopping at the first chunk that differs.
+fn files_equal(
+    afd: &rustix::fd::OwnedFd,
+    bfd: &rustix::fd::OwnedFd,
+    a: &Path,
+    b: &Path,
+    rel: &str,
+    size: u64,
+    xattrs_equal: &dyn Fn(&str) -> Result<bool, std::io::Error>,
+) -> Result<bool, std::io::Error> {
+    use rustix::fs::{Mode, OFlags};
+    const CHUNK: usize = 1 << 18;
     thread_local! {
-        /// Two chunk buffers per thread, reused for every pair of files.
         static BUFS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
-            std::cell::RefCell::new((vec![0; 1 << 16], vec![0; 1 << 16]));
+            std::cell::RefCell::new((vec![0; CHUNK], vec![0; CHUNK]));
     }
-    let (mut fa, mut fb) = (fs_err::File::open(a)?, fs_err::File::open(b)?);
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let open = |fd: &rustix::fd::OwnedFd, root: &Path| {
+        rustix::fs::openat(fd, rel, flags, Mode::empty())
+            .map_err(|e| tree::at_error(root, rel, "opening", e))
+    };
+    let (fa, fb) = (open(afd, a)?, open(bfd, b)?);
+    // Xattrs first, asked of the open files: almost always neither has any.
+    let listed = |fd: &rustix::fd::OwnedFd, root: &Path| {
+        rustix::fs::flistxattr(fd, &mut [0u8; 0][..])
+            .or_else(|e| {
+                if e == rustix::io::Errno::NOTSUP {
+                    Ok(0)
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| tree::at_error(root, rel, "listing xattrs", e))
+    };
+    if (listed(&fa, a)?, listed(&fb, b)?) != (0, 0) && !xattrs_equal(rel)? {
+        return Ok(false);
+    }
+    // Fills `buf` from `fd`; a file shorter than the walk saw is an error.
+    let fill = |fd: &rustix::fd::OwnedFd, buf: &mut [u8], root: &Path| {
+        let mut at = 0;
+        while at < buf.len() {
+            match rustix::io::read(fd, &mut buf[at..]) {
+                Ok(0) => {
+                    return Err(std::io::Error::other(format!(
+                        "{}: shorter than it was a moment ago: changed while elsx read it",
+                        root.join(rel).display()
+                    )));
+                }
+                Ok(n) => at += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(tree::at_error(root, rel, "reading", e)),
+            }
+        }
+        Ok(())
+    };
     BUFS.with(|bufs| {
         let (ba, bb) = &mut *bufs.borrow_mut();
         let mut left = size;
         while left > 0 {
-            let n = left.min(ba.len() as u64) as usize;
-            fa.read_exact(&mut ba[..n])?;
-            fb.read_exact(&mut bb[..n])?;
+            let n = left.min(CHUNK as u64) as usize;
+            fill(&fa, &mut ba[..n], a)?;
+            fill(&fb, &mut bb[..n], b)?;
             if ba[..n] != bb[..n] {
                 return Ok(false);
             }
@@ -190,42 +377,91 @@ enum Decision {
     Added,
     /// A directory in both: kept with the base's metadata.
     SharedDir,
-    Unchanged,
-    Changed,
+    /// A non-directory in both: dropped (unless changed and kept).
+    InBase(Verdict),
     Error(&'static str),
 }
 
-/// Whether the base's entry and the tools' entry at a path are the same (content and metadata).
-type Same<'a> = dyn Fn(&str, &Entry, &Entry) -> bool + Sync + 'a;
+/// How a non-directory path in both trees compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Unchanged,
+    Changed,
+    /// Not proven either way (contents not read).
+    NotCompared,
+}
 
-fn decide(base: &Tree, same: &Same, path: &str, entry: &Entry) -> Decision {
+impl From<bool> for Verdict {
+    fn from(same: bool) -> Verdict {
+        if same {
+            Verdict::Unchanged
+        } else {
+            Verdict::Changed
+        }
+    }
+}
+
+/// A path both trees have: each tree's entry and its position in that tree's path order.
+struct Pair<'a> {
+    path: &'a str,
+    base: &'a Entry,
+    tools: &'a Entry,
+    base_at: usize,
+    tools_at: usize,
+}
+
+/// The base's entry and the tools' entry at a path compared (content and metadata).
+type Same<'a> = dyn Fn(&Pair) -> Verdict + Sync + 'a;
+
+fn decide(same: &Same, (path, tools_at, entry, base): &Paired) -> Decision {
+    let (path, entry) = (path.as_str(), *entry);
     if !in_sysext(path) {
         // Directories outside are not worth listing; their files are.
         return Decision::Outside {
-            listed: !entry.is_dir() && base.get(path).is_none(),
+            listed: !entry.is_dir() && base.is_none(),
         };
     }
     // os-release never goes into a sysext; when the base has it, it is a base path like any.
-    if is_whiteout(entry) || (path == "usr/lib/os-release" && base.get(path).is_none()) {
+    if is_whiteout(entry) || (path == "usr/lib/os-release" && base.is_none()) {
         return Decision::Removed;
     }
-    match base.get(path) {
+    match *base {
         None => Decision::Added,
-        Some(b) if entry.is_dir() => {
+        Some((b, _)) if entry.is_dir() => {
             if b.is_dir() {
                 Decision::SharedDir
             } else {
                 Decision::Error(b.kind.type_name())
             }
         }
-        Some(b) => {
-            if same(path, b, entry) {
-                Decision::Unchanged
-            } else {
-                Decision::Changed
-            }
-        }
+        Some((b, base_at)) => Decision::InBase(same(&Pair {
+            path,
+            base: b,
+            tools: entry,
+            base_at,
+            tools_at: *tools_at,
+        })),
     }
+}
+
+/// A path of `tools`, its position in path order and its entry, and the entry `base` has at that
+/// path with its position.
+type Paired<'a> = (&'a String, usize, &'a Entry, Option<(&'a Entry, usize)>);
+
+/// Each path of `tools` paired with the base's entry, in path order: one walk through both
+/// sorted maps instead of a lookup per path.
+fn pair_up<'a>(base: &'a Tree, tools: &'a Tree) -> Vec<Paired<'a>> {
+    let mut b = base.entries.iter().enumerate().peekable();
+    tools
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(at, (p, e))| {
+            while b.next_if(|(_, (bp, _))| *bp < p).is_some() {}
+            let found = b.next_if(|(_, (bp, _))| *bp == p);
+            (p, at, e, found.map(|(bat, (_, be))| (be, bat)))
+        })
+        .collect()
 }
 
 /// The rules, decided path by path in parallel and assembled in path order, so that the result
@@ -239,18 +475,19 @@ fn subtract_with(
     opts: Options,
     base_only_unchanged: bool,
 ) -> Result<(Tree, Report), DiffError> {
-    let paths: Vec<(&String, &Entry)> = tools.entries.iter().collect();
+    let paths = pair_up(base, tools);
     let decisions: Vec<Decision> = paths
         .par_iter()
         .with_min_len(256)
-        .map(|(p, e)| decide(base, same, p, e))
+        .map(|paired| decide(same, paired))
         .collect();
-    let mut out = Tree::new();
+    let mut out: Vec<(String, Entry)> = Vec::new();
     let mut report = Report {
         kept_changed: opts.keep_changed,
+        compared: Compare::Contents,
         ..Report::default()
     };
-    for ((path, entry), d) in paths.into_iter().zip(decisions) {
+    for ((path, _, entry, b), d) in paths.into_iter().zip(decisions) {
         match d {
             Decision::Outside { listed } => {
                 if listed {
@@ -262,23 +499,24 @@ fn subtract_with(
                 if !entry.is_dir() {
                     report.added.push(path.clone());
                 }
-                out.entries.insert(path.clone(), entry.clone());
+                out.push((path.clone(), entry.clone()));
             }
             Decision::SharedDir => {
-                let b = base.get(path).expect("decided on a base entry");
-                out.entries.insert(
+                let (b, _) = b.expect("decided on a base entry");
+                out.push((
                     path.clone(),
                     Entry {
                         kind: Kind::Dir,
                         ..b.clone()
                     },
-                );
+                ));
             }
-            Decision::Unchanged => report.unchanged += 1,
-            Decision::Changed => {
+            Decision::InBase(Verdict::Unchanged) => report.unchanged += 1,
+            Decision::InBase(Verdict::NotCompared) => report.not_compared += 1,
+            Decision::InBase(Verdict::Changed) => {
                 report.changed.push(path.clone());
                 if opts.keep_changed && path != "usr/lib/os-release" {
-                    out.entries.insert(path.clone(), entry.clone());
+                    out.push((path.clone(), entry.clone()));
                 }
             }
             Decision::Error(base_kind) => {
@@ -296,6 +534,10 @@ fn subtract_with(
             .filter(|(p, e)| !e.is_dir() && in_sysext(p) && !tools.entries.contains_key(*p))
             .count();
     }
+    // In path order already: the map is built without a search per entry.
+    let mut out = Tree {
+        entries: out.into_iter().collect(),
+    };
     remove_empty_dirs(&mut out);
     Ok((out, report))
 }
@@ -383,5 +625,39 @@ mod tests {
             .insert("usr/lib/link".into(), Entry::dir(0o755, 1));
         let e = subtract(&base, &tools, Options::default()).unwrap_err();
         assert_eq!(e.path, "usr/lib/link");
+    }
+
+    /// A file unpacked from a package is compared by its header's digest, its content never
+    /// hashed: a digest that lies about the content shows which one decided.
+    #[test]
+    fn installed_files_are_compared_by_header_digest() {
+        let digest = |hex: &str| unpack::FileDigest {
+            algo: rpm::DigestAlgorithm::Sha2_256,
+            hex: hex.into(),
+            size: 4,
+        };
+        let mut base = unpack::Manifest::default();
+        base.tree.insert("usr/share/x".into(), file(""));
+        base.digests.insert("usr/share/x".into(), digest("ab12"));
+        let mut tools = Tree::new();
+        tools.insert("usr/share/x".into(), file("data"));
+        let Kind::File(data) = &tools.get("usr/share/x").unwrap().kind else {
+            unreachable!()
+        };
+        let mut installed = Installed::new();
+        installed.insert("usr/share/x".into(), (digest("AB12"), data.clone()));
+        let (_, rep) = subtract_manifest(&base, &tools, &installed, Options::default()).unwrap();
+        assert_eq!(
+            (rep.unchanged, rep.changed.len()),
+            (1, 0),
+            "the digests decide"
+        );
+        // Content replaced after unpacking (another Arc): hashed, and "data" is not ab12.
+        installed.insert(
+            "usr/share/x".into(),
+            (digest("ab12"), Arc::new(b"data".to_vec())),
+        );
+        let (_, rep) = subtract_manifest(&base, &tools, &installed, Options::default()).unwrap();
+        assert_eq!(rep.changed, ["usr/share/x"], "the content decides");
     }
 }

@@ -231,31 +231,35 @@ fn normalize_lexically(path: &str) -> Option<String> {
 /// are walked and files read in parallel (rayon); the result does not depend on the order.
 pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
     use rayon::prelude::*;
-    let mut s = scan_dir(root)?;
+    let mut s = scan_dir(root, Scan::Xattrs)?;
     // A hard-linked file is read once, under the first of its names in path order.
     let mut first: std::collections::HashMap<(u64, u64), &str> = std::collections::HashMap::new();
-    for (rel, ino) in &s.inodes {
-        first
-            .entry(*ino)
-            .and_modify(|f| *f = (*f).min(rel.as_str()))
-            .or_insert(rel.as_str());
-    }
-    let read: std::collections::HashMap<String, Arc<Vec<u8>>> = s
+    let files: Vec<(&String, Option<(u64, u64)>)> = s
         .tree
         .entries
+        .iter()
+        .zip(&s.meta)
+        .filter(|((_, e), _)| matches!(e.kind, Kind::File(_)))
+        .map(|((rel, _), m)| (rel, m.inode))
+        .collect();
+    for (rel, ino) in &files {
+        if let Some(ino) = ino {
+            first.entry(*ino).or_insert(rel.as_str()); // path order: the first name wins
+        }
+    }
+    let read: std::collections::HashMap<&str, Arc<Vec<u8>>> = files
         .par_iter()
-        .filter(|(rel, e)| {
-            matches!(e.kind, Kind::File(_))
-                && s.inodes
-                    .get(*rel)
-                    .is_none_or(|ino| first[ino] == rel.as_str())
-        })
-        .map(|(rel, _)| Ok((rel.clone(), Arc::new(fs_err::read(root.join(rel))?))))
+        .filter(|(rel, ino)| ino.is_none_or(|ino| first[&ino] == rel.as_str()))
+        .map(|(rel, _)| Ok((rel.as_str(), Arc::new(fs_err::read(root.join(rel))?))))
         .collect::<Result<_, std::io::Error>>()?;
-    for (rel, e) in s.tree.entries.iter_mut() {
+    let contents: Vec<Arc<Vec<u8>>> = files
+        .iter()
+        .map(|(rel, ino)| read[ino.map_or(rel.as_str(), |ino| first[&ino])].clone())
+        .collect();
+    let mut contents = contents.into_iter();
+    for e in s.tree.entries.values_mut() {
         if let Kind::File(_) = e.kind {
-            let owner = s.inodes.get(rel).map_or(rel.as_str(), |ino| first[ino]);
-            e.kind = Kind::File(read[owner].clone());
+            e.kind = Kind::File(contents.next().expect("one content per file"));
         }
     }
     Ok(s.tree)
@@ -266,110 +270,269 @@ pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
 pub struct Scanned {
     /// Regular files carry an empty content here; read them from `root` when needed.
     pub tree: Tree,
-    /// The size of each regular file.
-    pub sizes: std::collections::HashMap<String, u64>,
-    /// Device and inode of each regular file with more than one name (hard links).
-    pub inodes: std::collections::HashMap<String, (u64, u64)>,
+    /// What else the walk saw of each entry of `tree`, in the tree's (path) order.
+    pub meta: Vec<FileMeta>,
 }
 
-/// Walks a directory on disk (in parallel, symlinks never followed) and records every entry's
-/// metadata, without reading file contents.
-pub fn scan_dir(root: &std::path::Path) -> Result<Scanned, std::io::Error> {
+/// What a tree entry does not hold of a regular file on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Size in bytes (0 for other than regular files).
+    pub size: u64,
+    /// Device and inode of a regular file with more than one name (hard links).
+    pub inode: Option<(u64, u64)>,
+}
+
+/// How much of each entry [`scan_dir`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scan {
+    /// Names and types, as the directory lists them: no `lstat` (but for devices, whose numbers
+    /// tell a whiteout, and file systems that do not give types). Mode, owner, time and size
+    /// are 0 and symlink targets empty.
+    Types,
+    /// Also each entry's `lstat` and symlink target.
+    Metadata,
+    /// Also xattrs.
+    Xattrs,
+}
+
+/// Walks a directory on disk (in parallel, symlinks never followed) and records what `scan`
+/// asks of every entry, never file contents. Without [`Scan::Xattrs`], every entry's `xattrs`
+/// is empty: read them with [`read_xattrs`] where they matter.
+///
+/// Each directory is opened relative to its parent and each entry is `lstat`ed relative to its
+/// directory, so no full path is looked up again and again.
+pub fn scan_dir(root: &std::path::Path, scan: Scan) -> Result<Scanned, std::io::Error> {
     use rayon::prelude::*;
-    type Found = (String, Entry, u64, Option<(u64, u64)>);
-    fn walk(root: &std::path::Path, rel: &str) -> Result<Vec<Found>, std::io::Error> {
-        let dir = root.join(rel);
-        let mut here = Vec::new();
-        for item in fs_err::read_dir(&dir)? {
-            let item = item?;
-            let name = item.file_name();
-            let name = name.to_str().ok_or_else(|| {
-                std::io::Error::other(format!("{}: not UTF-8", item.path().display()))
+    use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+    use rustix::fs::{FileType, Mode, OFlags};
+    type Found = (String, Entry, FileMeta);
+    struct Walk<'a> {
+        root: &'a std::path::Path,
+        scan: Scan,
+    }
+    impl Walk<'_> {
+        /// The entries below `dir` (at `rel`), in path order, in runs (so that a deep tree's
+        /// entries are not moved once per level).
+        fn walk(&self, dir: OwnedFd, rel: &str) -> Result<Vec<Vec<Found>>, std::io::Error> {
+            thread_local! {
+                /// getdents64 buffer, reused for every directory a thread reads.
+                static DIRENTS: std::cell::RefCell<Vec<std::mem::MaybeUninit<u8>>> =
+                    std::cell::RefCell::new(vec![std::mem::MaybeUninit::uninit(); 1 << 16]);
+            }
+            // Full paths of the children, as the tree will key them, and their types.
+            let prefix = if rel.is_empty() { 0 } else { rel.len() + 1 };
+            let mut children: Vec<(String, FileType)> = Vec::new();
+            DIRENTS.with(|buf| -> Result<(), std::io::Error> {
+                let mut buf = buf.borrow_mut();
+                let mut it = rustix::fs::RawDir::new(&dir, &mut buf[..]);
+                while let Some(item) = it.next() {
+                    let item =
+                        item.map_err(|e| at_error(self.root, rel, "reading the directory", e))?;
+                    let name = item.file_name().to_bytes();
+                    if name == b"." || name == b".." {
+                        continue;
+                    }
+                    let Ok(name) = std::str::from_utf8(name) else {
+                        use std::os::unix::ffi::OsStrExt;
+                        let path = self.root.join(rel).join(std::ffi::OsStr::from_bytes(name));
+                        return Err(std::io::Error::other(format!(
+                            "{}: not UTF-8",
+                            path.display()
+                        )));
+                    };
+                    let mut child = String::with_capacity(prefix + name.len());
+                    if prefix > 0 {
+                        child.push_str(rel);
+                        child.push('/');
+                    }
+                    child.push_str(name);
+                    children.push((child, item.file_type()));
+                }
+                Ok(())
             })?;
-            let rel = if rel.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{rel}/{name}")
-            };
-            // Relative to the directory (fstatat), not a walk of the whole path again.
-            let md = item
-                .metadata()
-                .map_err(|e| std::io::Error::other(format!("{}: {e}", item.path().display())))?;
-            here.push((rel, md));
+            // Sorted here, each subtree placed where `name/` sorts among the names, the list
+            // comes out in path order with no sort of the whole tree.
+            children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let fd = dir.as_fd();
+            let mut here = Vec::with_capacity(children.len());
+            let mut subdirs = Vec::new();
+            for (child, ty) in children {
+                let typed = match ty {
+                    _ if self.scan > Scan::Types => None,
+                    FileType::Directory => Some(Kind::Dir),
+                    FileType::RegularFile => Some(Kind::File(Arc::new(Vec::new()))),
+                    FileType::Symlink => Some(Kind::Symlink(String::new())),
+                    FileType::Fifo => Some(Kind::Fifo),
+                    FileType::Socket => Some(Kind::Socket),
+                    _ => None, // devices, and file systems that leave the type unknown
+                };
+                let (entry, meta) = match typed {
+                    Some(kind) => (
+                        Entry {
+                            kind,
+                            mode: 0,
+                            uid: 0,
+                            gid: 0,
+                            mtime: 0,
+                            xattrs: BTreeMap::new(),
+                        },
+                        FileMeta::default(),
+                    ),
+                    None => entry_at(self.root, fd, &child, prefix, self.scan == Scan::Xattrs)?,
+                };
+                if entry.is_dir() {
+                    subdirs.push(child.clone());
+                }
+                here.push((child, entry, meta));
+            }
+            // `a/...` sorts after `a-b` and `a.c`: order the subtrees by `name/`.
+            subdirs.sort_unstable_by(|a, b| {
+                a.as_bytes()
+                    .iter()
+                    .chain(b"/")
+                    .cmp(b.as_bytes().iter().chain(b"/"))
+            });
+            let below: Vec<Vec<Vec<Found>>> = subdirs
+                .par_iter()
+                .map(|child| {
+                    let sub = open_dir(fd, &child[prefix..])
+                        .map_err(|e| at_error(self.root, child, "opening", e))?;
+                    self.walk(sub, child)
+                })
+                .collect::<Result<_, _>>()?;
+            // Merge: a subtree goes before the first name that sorts after `name/`.
+            let mut out = Vec::with_capacity(1 + 2 * subdirs.len());
+            let mut run = Vec::new();
+            let mut here = here.into_iter().peekable();
+            for (dir, sub) in subdirs.iter().zip(below) {
+                let key = || dir.as_bytes().iter().chain(b"/");
+                while let Some(next) = here.next_if(|(p, ..)| p.as_bytes().iter().lt(key())) {
+                    run.push(next);
+                }
+                out.push(std::mem::take(&mut run));
+                out.extend(sub);
+            }
+            run.extend(here);
+            out.push(run);
+            Ok(out)
         }
-        let subdirs: Vec<Vec<Found>> = here
-            .par_iter()
-            .filter(|(_, md)| md.is_dir())
-            .map(|(rel, _)| walk(root, rel))
-            .collect::<Result<_, _>>()?;
-        let mut out = Vec::with_capacity(here.len());
-        for (rel, md) in here {
-            use std::os::unix::fs::MetadataExt;
-            let (e, size) = entry_of(&root.join(&rel), &md)?;
-            let ino = (md.is_file() && md.nlink() > 1).then(|| (md.dev(), md.ino()));
-            out.push((rel, e, size, ino));
-        }
-        out.extend(subdirs.into_iter().flatten());
-        Ok(out)
     }
+    fn open_dir(at: BorrowedFd<'_>, name: &str) -> rustix::io::Result<OwnedFd> {
+        rustix::fs::openat(
+            at,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    }
+    let w = Walk { root, scan };
+    // The root itself may be a symlink to the tree; nothing below it is followed.
+    let top = rustix::fs::openat(
+        rustix::fs::CWD,
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| at_error(root, "", "opening", e))?;
+    let found = w.walk(top, "")?;
     let mut s = Scanned::default();
-    for (rel, e, size, ino) in walk(root, "")? {
-        if let Kind::File(_) = e.kind {
-            s.sizes.insert(rel.clone(), size);
-        }
-        if let Some(ino) = ino {
-            s.inodes.insert(rel.clone(), ino);
-        }
-        s.tree.entries.insert(rel, e);
+    let n = found.iter().map(Vec::len).sum();
+    let mut entries = Vec::with_capacity(n);
+    s.meta.reserve(n);
+    for (rel, e, meta) in found.into_iter().flatten() {
+        entries.push((rel, e));
+        s.meta.push(meta);
     }
+    // In path order already (and unique): the map is built without a search per entry, and
+    // `meta` follows its order.
+    s.tree.entries = entries.into_iter().collect();
     Ok(s)
 }
 
-/// The entry a file's metadata describes (a regular file without its content) and its size.
-fn entry_of(
-    path: &std::path::Path,
-    md: &std::fs::Metadata,
-) -> Result<(Entry, u64), std::io::Error> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let ft = md.file_type();
-    let kind = if ft.is_dir() {
-        Kind::Dir
-    } else if ft.is_symlink() {
-        Kind::Symlink(fs_err::read_link(path)?.to_string_lossy().into_owned())
-    } else if ft.is_file() {
-        Kind::File(Arc::new(Vec::new()))
-    } else if ft.is_char_device() || ft.is_block_device() {
-        let rdev = md.rdev();
-        let (major, minor) = (
-            ((rdev >> 8) & 0xfff) as u32,
-            ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as u32,
-        );
-        if ft.is_char_device() {
-            Kind::CharDevice { major, minor }
-        } else {
-            Kind::BlockDevice { major, minor }
+/// The entry at `rel` below `root` as `lstat` and `readlink` see it (a regular file without its
+/// content), its xattrs `with_xattrs`. `dir` is its directory, open, and `rel[name_at..]` its
+/// name there.
+fn entry_at(
+    root: &std::path::Path,
+    dir: rustix::fd::BorrowedFd<'_>,
+    rel: &str,
+    name_at: usize,
+    with_xattrs: bool,
+) -> Result<(Entry, FileMeta), std::io::Error> {
+    use rustix::fs::{AtFlags, FileType};
+    let name = &rel[name_at..];
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| at_error(root, rel, "lstat", e))?;
+    let (major, minor) = (
+        rustix::fs::major(st.st_rdev as _),
+        rustix::fs::minor(st.st_rdev as _),
+    );
+    let kind = match FileType::from_raw_mode(st.st_mode as _) {
+        FileType::Directory => Kind::Dir,
+        FileType::RegularFile => Kind::File(Arc::new(Vec::new())),
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(dir, name, Vec::new())
+                .map_err(|e| at_error(root, rel, "readlink", e))?;
+            Kind::Symlink(target.to_string_lossy().into_owned())
         }
-    } else if ft.is_fifo() {
-        Kind::Fifo
-    } else {
-        Kind::Socket
+        FileType::CharacterDevice => Kind::CharDevice { major, minor },
+        FileType::BlockDevice => Kind::BlockDevice { major, minor },
+        FileType::Fifo => Kind::Fifo,
+        _ => Kind::Socket,
     };
-    Ok((
-        Entry {
-            kind,
-            mode: md.mode() & 0o7777,
-            uid: md.uid(),
-            gid: md.gid(),
-            mtime: md.mtime().max(0) as u64,
-            xattrs: read_xattrs(path)?,
-        },
-        md.len(),
-    ))
+    let xattrs = if with_xattrs {
+        read_xattrs(&root.join(rel))?
+    } else {
+        BTreeMap::new()
+    };
+    let file = matches!(kind, Kind::File(_));
+    let meta = FileMeta {
+        size: if file { st.st_size as u64 } else { 0 },
+        inode: (file && st.st_nlink > 1).then_some((st.st_dev as u64, st.st_ino as u64)),
+    };
+    let entry = Entry {
+        kind,
+        mode: st.st_mode as u32 & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mtime: st.st_mtime.max(0) as u64,
+        xattrs,
+    };
+    Ok((entry, meta))
+}
+
+/// The entry at `rel` below `root` (open as `root_fd`) with its xattrs, as [`scan_dir`] with
+/// [`Scan::Xattrs`] records it (a regular file without its content).
+pub fn stat_entry(
+    root: &std::path::Path,
+    root_fd: rustix::fd::BorrowedFd<'_>,
+    rel: &str,
+) -> Result<Entry, std::io::Error> {
+    Ok(entry_at(root, root_fd, rel, 0, true)?.0)
+}
+
+/// `root/rel: what: error`, with the error's kind kept.
+pub fn at_error(
+    root: &std::path::Path,
+    rel: &str,
+    what: &str,
+    e: rustix::io::Errno,
+) -> std::io::Error {
+    let path = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
+    std::io::Error::new(
+        std::io::Error::from(e).kind(),
+        format!("{}: {what}: {e}", path.display()),
+    )
 }
 
 /// The extended attributes of a file itself (never of a symlink's target); none where the file
 /// system has no xattr support.
-fn read_xattrs(path: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>, std::io::Error> {
+pub fn read_xattrs(path: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>, std::io::Error> {
     let mut out = BTreeMap::new();
     let names = match xattr::list(path) {
         Ok(n) => n,

@@ -95,7 +95,7 @@ fn overlay_rules_on_directories() {
     let tmp = tempfile::tempdir().unwrap();
     let (b, t) = trees(tmp.path());
     let out = tmp.path().join("out");
-    let j = diff_json(&[], &b, &t, &out).json();
+    let j = diff_json(&["--compare", "contents"], &b, &t, &out).json();
     assert_eq!(strs(&j["added"]), ["opt/tool/bin/t", "usr/share/new/file"]);
     // Every path in both that differs is reported and dropped (content at another size, at the
     // same size, mode, symlink target); os-release is the base's path like any other.
@@ -110,6 +110,8 @@ fn overlay_rules_on_directories() {
         ]
     );
     assert_eq!(j["unchanged"], 2, "usr/bin/same and its symlink");
+    assert_eq!(j["not_compared"], 0);
+    assert_eq!(j["compared"], "contents");
     assert_eq!(
         strs(&j["outside"]),
         ["etc/tool.conf", "var/lib/tool/state"],
@@ -139,7 +141,12 @@ fn overlay_rules_on_directories() {
     );
 
     // The human report says the same.
-    let run = diff(&[b.to_str().unwrap(), t.to_str().unwrap()]);
+    let run = diff(&[
+        "--compare",
+        "contents",
+        b.to_str().unwrap(),
+        t.to_str().unwrap(),
+    ]);
     run.assert_success();
     for line in [
         "added    /usr/share/new/file",
@@ -149,11 +156,15 @@ fn overlay_rules_on_directories() {
     ] {
         assert!(run.stdout.contains(line), "{line:?} missing:\n{run}");
     }
+    assert!(!run.stdout.contains("not compared"), "{run}");
 
-    // --keep-changed keeps them (never os-release), with the tools' content.
+    // --keep-changed keeps them (never os-release), with the tools' content, and compares
+    // contents whatever --compare says.
     let kept = tmp.path().join("kept");
-    let run = diff_json(&["--keep-changed"], &b, &t, &kept);
+    let run = diff_json(&["--keep-changed", "--compare", "types"], &b, &t, &kept);
     assert_eq!(run.json()["kept_changed"], true);
+    assert_eq!(run.json()["compared"], "contents");
+    assert_eq!(run.json()["changed"], j["changed"]);
     let got = read_tree(&kept);
     assert_eq!(
         got["usr/share/same-size"],
@@ -164,6 +175,83 @@ fn overlay_rules_on_directories() {
     );
     assert_eq!(got["usr/share/retarget"], Node::Symlink("b".into()));
     assert!(!got.contains_key("usr/lib/os-release"));
+}
+
+/// What each --compare level reports on the same trees: metadata (the default) and types read
+/// less and say what they left open; the result is the same.
+#[test]
+fn each_compare_level_reports_what_it_compared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (b, t) = trees(tmp.path());
+    // A file linked into both trees is the same file: identical without reading it.
+    write(&b, "usr/share/linked", "one inode\n", 0o644);
+    std::fs::hard_link(b.join("usr/share/linked"), t.join("usr/share/linked")).unwrap();
+    let reference = read_tree(&{
+        let out = tmp.path().join("out-contents");
+        diff_json(&["--compare", "contents"], &b, &t, &out);
+        out
+    });
+    // flags, level, changed, identical, not compared, the human summary
+    type Case<'a> = (&'a [&'a str], &'a str, &'a [&'a str], u64, u64, &'a str);
+    let cases: [Case; 3] = [
+        (
+            &["--compare", "contents"],
+            "contents",
+            &[
+                "usr/lib/os-release",
+                "usr/share/mode",
+                "usr/share/retarget",
+                "usr/share/same-size",
+                "usr/share/sized",
+            ],
+            3,
+            0,
+            "2 added, 5 changed, 3 identical, 2 outside /usr and /opt",
+        ),
+        (
+            &[],
+            "metadata",
+            // Same size, mode and owner: usr/bin/same and usr/share/same-size are not read.
+            &[
+                "usr/lib/os-release",
+                "usr/share/mode",
+                "usr/share/retarget",
+                "usr/share/sized",
+            ],
+            2,
+            2,
+            "2 added, 4 changed, 2 identical, 2 not compared, 2 outside /usr and /opt",
+        ),
+        (
+            &["--compare", "types"],
+            "types",
+            &[],
+            0,
+            8,
+            "2 added, 0 changed, 0 identical, 8 not compared, 2 outside /usr and /opt",
+        ),
+    ];
+    for (flags, level, changed, unchanged, not_compared, summary) in cases {
+        let out = tmp.path().join(format!("out-{level}"));
+        let j = diff_json(flags, &b, &t, &out).json();
+        assert_eq!(j["compared"], level);
+        assert_eq!(strs(&j["changed"]), changed, "{level}");
+        assert_eq!(j["unchanged"], unchanged, "{level}");
+        assert_eq!(j["not_compared"], not_compared, "{level}");
+        assert_eq!(strs(&j["added"]), ["opt/tool/bin/t", "usr/share/new/file"]);
+        assert_eq!(read_tree(&out), reference, "{level}: the result differs");
+        let mut args = flags.to_vec();
+        args.extend([b.to_str().unwrap(), t.to_str().unwrap()]);
+        let run = diff(&args);
+        run.assert_success();
+        assert!(run.stdout.contains(summary), "{summary:?} missing:\n{run}");
+        assert_eq!(
+            run.stdout
+                .contains("--compare contents tells changed from identical"),
+            not_compared > 0,
+            "{run}"
+        );
+    }
 }
 
 #[test]
@@ -248,7 +336,13 @@ fn whiteouts_are_dropped() {
 fn tar_archives_give_the_directories_answer() {
     let tmp = tempfile::tempdir().unwrap();
     let (b, t) = trees(tmp.path());
-    let dirs = diff(&["--json", b.to_str().unwrap(), t.to_str().unwrap()]);
+    let dirs = diff(&[
+        "--json",
+        "--compare",
+        "contents",
+        b.to_str().unwrap(),
+        t.to_str().unwrap(),
+    ]);
     dirs.assert_success();
     let mut tars = Vec::new();
     for (d, name) in [(&b, "base.tar.gz"), (&t, "tools.tar")] {
@@ -292,18 +386,37 @@ fn same_answer_whatever_the_thread_count() {
             write(&t, &format!("opt/x/d{}/n{i}", i % 13), "n\n", 0o644);
         }
     }
-    let mut outputs = Vec::new();
-    for j in ["1", "2", "5"] {
-        let out = tmp.path().join(format!("out{j}"));
-        let run = diff_json(&["-j", j], &b, &t, &out);
-        outputs.push((run.stdout.clone(), read_tree(&out)));
+    // Each level: the JSON report, the human report and the written tree, with 1, 2 and 5
+    // threads.
+    for level in ["types", "metadata", "contents"] {
+        let mut outputs = Vec::new();
+        for j in ["1", "2", "5"] {
+            let out = tmp.path().join(format!("out-{level}-{j}"));
+            let run = diff_json(&["-j", j, "--compare", level], &b, &t, &out);
+            let human = diff(&[
+                "-j",
+                j,
+                "--compare",
+                level,
+                b.to_str().unwrap(),
+                t.to_str().unwrap(),
+            ]);
+            human.assert_success();
+            outputs.push((run.stdout.clone(), human.stdout, read_tree(&out)));
+        }
+        assert!(
+            outputs.windows(2).all(|w| w[0] == w[1]),
+            "{level}: -j1, -j2 and -j5 differ"
+        );
+        let j: serde_json::Value = serde_json::from_str(&outputs[0].0).unwrap();
+        let changed = j["changed"].as_array().unwrap().len();
+        match level {
+            "contents" => assert_eq!(changed, 600),
+            // "{i} changed" is longer; i+1 is mostly as long as i.
+            "metadata" => assert_eq!(changed, 300),
+            _ => assert_eq!(changed, 0),
+        }
     }
-    assert!(
-        outputs.windows(2).all(|w| w[0] == w[1]),
-        "-j1, -j2 and -j5 differ"
-    );
-    let j: serde_json::Value = serde_json::from_str(&outputs[0].0).unwrap();
-    assert_eq!(j["changed"].as_array().unwrap().len(), 600);
 }
 
 // ---------------------------------------------------------------------------------------------

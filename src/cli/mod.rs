@@ -62,9 +62,15 @@ enum Command {
         /// Write the resulting tree into DIR
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// Keep files that exist in the base with other content
+        /// Keep files that exist in the base with other content (implies --compare contents)
         #[arg(long)]
         keep_changed: bool,
+        /// How paths in both directories are compared for the report (the result is the same:
+        /// the base wins): types (names and types only, no lstat); metadata (also mode, owner,
+        /// size, symlink target; files alike in all that are "not compared"); contents (also
+        /// the bytes and xattrs). Archives are always compared by contents.
+        #[arg(long, value_enum, value_name = "LEVEL", default_value = "metadata")]
+        compare: CompareArg,
         /// Worker threads (default: the number of CPUs); the result is the same for any N
         #[arg(short, long, value_name = "N")]
         jobs: Option<usize>,
@@ -152,6 +158,13 @@ enum CacheAction {
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CompareArg {
+    Types,
+    Metadata,
+    Contents,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -373,10 +386,19 @@ fn run(cli: &Cli) -> Result<()> {
             tools,
             out,
             keep_changed,
+            compare,
             jobs,
         } => {
             let opts = crate::diff::Options {
                 keep_changed: *keep_changed,
+            };
+            let dir_opts = crate::diff::DirOptions {
+                compare: match compare {
+                    CompareArg::Types => crate::diff::Compare::Types,
+                    CompareArg::Metadata => crate::diff::Compare::Metadata,
+                    CompareArg::Contents => crate::diff::Compare::Contents,
+                },
+                load_result: out.is_some(),
             };
             let mut pool = rayon::ThreadPoolBuilder::new();
             if let Some(n) = jobs {
@@ -385,7 +407,7 @@ fn run(cli: &Cli) -> Result<()> {
             // Two directories: walk both, read only what the rules need (in parallel).
             let (tree, report) = pool.build()?.install(|| -> Result<_> {
                 Ok(if base.is_dir() && tools.is_dir() {
-                    crate::diff::subtract_dirs(base, tools, opts, out.is_some())?
+                    crate::diff::subtract_dirs(base, tools, opts, dir_opts)?
                 } else {
                     let (b, t) = (load_any_tree(base)?, load_any_tree(tools)?);
                     crate::diff::subtract(&b, &t, opts)?
@@ -394,7 +416,7 @@ fn run(cli: &Cli) -> Result<()> {
             if let Some(dir) = out {
                 crate::tree::write_dir(&tree, dir)?;
             }
-            let mut o = std::io::stdout().lock();
+            let mut o = std::io::BufWriter::new(std::io::stdout().lock());
             if cli.json {
                 serde_json::to_writer_pretty(&mut o, &report)?;
                 writeln!(o)?;
@@ -416,15 +438,33 @@ fn run(cli: &Cli) -> Result<()> {
                 for p in &report.removed {
                     writeln!(o, "removed  /{p}")?;
                 }
+                let not_compared = if report.compared == crate::diff::Compare::Contents {
+                    String::new()
+                } else {
+                    format!(", {} not compared", report.not_compared)
+                };
                 writeln!(
                     o,
-                    "{} added, {} changed, {} identical, {} outside /usr and /opt",
+                    "{} added, {} changed, {} identical{not_compared}, {} outside /usr and /opt",
                     report.added.len(),
                     report.changed.len(),
                     report.unchanged,
                     report.outside.len()
                 )?;
+                if report.not_compared > 0 {
+                    let what = match report.compared {
+                        crate::diff::Compare::Types => "alike in type",
+                        _ => "alike in type, size, mode and owner",
+                    };
+                    writeln!(
+                        o,
+                        "not compared: {} paths in the base {what} were dropped without reading \
+                         them; --compare contents tells changed from identical",
+                        report.not_compared
+                    )?;
+                }
             }
+            o.flush()?;
             Ok(())
         }
         Command::Pack {

@@ -452,10 +452,7 @@ fn fetch_and_unpack(
                 let out = if k < headers_only {
                     base_manifest(path)
                 } else {
-                    unpack::unpack_file(path).map(|(tree, u)| {
-                        let digests = Default::default();
-                        (unpack::Manifest { tree, digests }, u)
-                    })
+                    unpack::unpack_manifest_file(path)
                 }
                 .with_context(|| format!("unpacking {nevra}"))?;
                 r.event(Event::Item {
@@ -652,6 +649,7 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
     let mut owners = Vec::new();
     let mut skipped_scriptlets = BTreeMap::new();
     let mut parts = Vec::new();
+    let mut installed = diff::Installed::new();
     for (k, (t, u)) in unpacked.into_iter().enumerate() {
         owners.extend(u.owners);
         // The base's scriptlets are the base's business; the report lists the image's own.
@@ -665,6 +663,17 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
                 .with_context(|| format!("installing {nevra}"))?;
             rename_owners(&mut owners, &renames);
         } else {
+            // The headers' digests of what is installed, so that subtraction need not hash it (a
+            // file the layering moves is found under its new path no more, and is hashed).
+            for (p, d) in t.digests {
+                if let Some(tree::Entry {
+                    kind: tree::Kind::File(data),
+                    ..
+                }) = t.tree.get(&p)
+                {
+                    installed.insert(p, (d, data.clone()));
+                }
+            }
             parts.push((all[k], t.tree))
         }
     }
@@ -724,7 +733,7 @@ fn build_inner(spec: &Spec, opts: &Options, r: &dyn Reporter) -> Result<BuildSum
             let keep_changed = opts.keep_changed || spec.keep_changed;
             let o = diff::Options { keep_changed };
             Ok(if from_headers {
-                diff::subtract_manifest(&base, &tools, o)?
+                diff::subtract_manifest(&base, &tools, &installed, o)?
             } else {
                 diff::subtract(base_tree, &tools, o)?
             })

@@ -165,15 +165,25 @@ fn header_err(e: rpm::Error, path: &Path) -> UnpackError {
 /// Reads an RPM held in memory; `path` is only used in messages. The payload's sha256 from the
 /// header (rpm ≥ 4.14 writes it) is checked before anything is extracted.
 pub fn unpack(data: &[u8], path: &Path) -> Result<(Tree, Unpacked), UnpackError> {
+    let (m, u) = unpack_manifest(data, path)?;
+    Ok((m.tree, u))
+}
+
+/// [`unpack_file`], with the header's digest of each regular file beside its content.
+pub fn unpack_manifest_file(path: &Path) -> Result<(Manifest, Unpacked), UnpackError> {
+    unpack_manifest(&read(path)?, path)
+}
+
+/// [`unpack`], with the header's digest of each regular file beside its content.
+pub fn unpack_manifest(data: &[u8], path: &Path) -> Result<(Manifest, Unpacked), UnpackError> {
     let (meta, start) = parse_header(data, path)?;
     let mut contents = payload_contents(&meta, &data[start..], path)?;
-    let (m, u) = from_header(&meta, path, &mut |name, full| {
+    from_header(&meta, path, &mut |name, full| {
         contents.remove(name).ok_or_else(|| UnpackError::Missing {
             path: path.to_owned(),
             entry: full.to_owned(),
         })
-    })?;
-    Ok((m.tree, u))
+    })
 }
 
 /// A package's files as its header describes them, without reading the payload: regular files
