@@ -990,8 +990,7 @@ fn write_fs(
     if ddi {
         f.seek(std::io::SeekFrom::Start(package::FS_OFFSET))?;
     }
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-    let written = match fs {
+    Ok(match fs {
         FsType::Squashfs {
             compression,
             block_size,
@@ -1001,7 +1000,7 @@ fn write_fs(
                 block_size,
                 epoch: Some(epoch.min(u32::MAX as u64) as u32),
             };
-            write::squashfs::write_cached(t, &sq, cache, &mut w)?
+            write::squashfs::write(t, &sq, cache, f)?
         }
         FsType::Erofs(compression) => {
             // The UUID comes from the tree's content, so the same tree gives the same image.
@@ -1021,9 +1020,7 @@ fn write_fs(
                 mkfs_time: epoch,
                 ..Default::default()
             };
-            write::erofs::write_cached(t, &opts, cache, &mut w)?
+            write::erofs::write(t, &opts, cache, f)?
         }
-    };
-    std::io::Write::flush(&mut w)?;
-    Ok(written)
+    })
 }
