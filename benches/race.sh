@@ -84,21 +84,33 @@ installed=$(rpm -qp --qf '%{SIZE}\n' "$repo"/x86_64/*.rpm 2>/dev/null | awk '{ s
 echo "repository: $(find "$repo" -name '*.rpm' | wc -l) packages, $((payload >> 20)) MiB of RPMs," \
     "$((installed >> 20)) MiB installed; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-declare -A T
+declare -A T C
 now() { date +%s.%N; }
+# cpu_mark; cpu_so_far: user + system seconds of this shell and every child it has waited for
+# (`times` must run in this shell, not in a command substitution's).
+cpu_mark() { times >"$run/times"; }
+cpu_so_far() {
+    awk '{ for (i = 1; i <= NF; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } }
+        END { printf "%.2f", s }' "$run/times"
+}
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # step SIDE/MODE NAME COMMAND...: runs COMMAND (output to a log), records and prints its time.
 step() {
-    local id=$1 name=$2 start log
+    local id=$1 name=$2 start log c0
     shift 2
     log=$run/$(tr '/ ' '__' <<<"$id-$name").log
+    cpu_mark
+    c0=$(cpu_so_far)
     start=$(now)
     if ! "$@" >"$log" 2>"$log.err"; then
         tail -n 30 "$log" "$log.err" >&2
         die "$id: $name failed (log: $log)"
     fi
     T[$id/$name]=$(secs "$start" "$(now)")
-    printf '  %-10s %-28s %8.2f s\n' "$id" "$name" "${T[$id/$name]}"
+    cpu_mark
+    C[$id/$name]=$(secs "$c0" "$(cpu_so_far)")
+    C[$id/total]=$(secs 0 "$(awk -v a="${C[$id/total]:-0}" -v b="${C[$id/$name]}" 'BEGIN { print a + b }')")
+    printf '  %-10s %-28s %8.2f s %8.2f s CPU\n' "$id" "$name" "${T[$id/$name]}" "${C[$id/$name]}"
 }
 
 # The base subtracted from the overlay's upper dir, as mkosi's mount_base_trees() does.
@@ -229,5 +241,7 @@ printf 'image sizes: elsx %d B, toolchain %d B\n' "$(stat -c %s "$elsx_img")" \
 
 for mode in cold warm; do
     awk -v m="$mode" -v z="${T[zypper/$mode/total]}" -v e="${T[elsx/$mode/total]}" \
-        'BEGIN { printf "%s: toolchain %.2f s, elsx %.2f s, ratio %.1fx\n", m, z, e, z / e }'
+        -v zc="${C[zypper/$mode/total]}" -v ec="${C[elsx/$mode/total]}" \
+        'BEGIN { printf "%s: toolchain %.2f s, elsx %.2f s, ratio %.1fx; CPU (user + system) toolchain %.2f s, elsx %.2f s, ratio %.1fx\n",
+            m, z, e, z / e, zc, ec, zc / ec }'
 done
