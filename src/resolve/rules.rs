@@ -33,6 +33,20 @@ pub struct Providers<'p> {
     pub pool: &'p Pool,
     cache: HashMap<u32, Vec<usize>>,
     rich: HashMap<u32, Option<Rich>>,
+    /// Providers of rich dependencies that are one list of alternatives (see
+    /// [`Providers::alternatives`]), `None` for complex or malformed ones.
+    flat: HashMap<u32, Option<Vec<usize>>>,
+}
+
+/// A dependency's providers as libsolv looks them up (`FOR_PROVIDES`).
+pub enum Alternatives<'a> {
+    /// Always satisfied (`rpmlib(...)`).
+    Always,
+    /// Satisfied by any of these packages (sorted): a simple dependency, or an
+    /// `or`/`with`/`without` tree of simple ones, which libsolv does not call complex.
+    Any(&'a [usize]),
+    /// A complex rich dependency (`and`, `if`, `unless` inside) or a malformed one.
+    Complex,
 }
 
 impl<'p> Providers<'p> {
@@ -41,6 +55,7 @@ impl<'p> Providers<'p> {
             pool,
             cache: HashMap::new(),
             rich: HashMap::new(),
+            flat: HashMap::new(),
         }
     }
 
@@ -62,6 +77,24 @@ impl<'p> Providers<'p> {
                 .entry(d)
                 .or_insert_with(|| pool.providers_of(r.name_id, r.range)),
         )
+    }
+
+    /// Dependency `d`'s providers when it is one list of alternatives (cached by id).
+    pub fn alternatives(&mut self, d: u32) -> Alternatives<'_> {
+        if !self.is_rich(d) {
+            return match self.simple(d) {
+                Some(p) => Alternatives::Any(p),
+                None => Alternatives::Always,
+            };
+        }
+        if !self.flat.contains_key(&d) {
+            let list = self.parse(d).and_then(|r| self.rich_simple(&r));
+            self.flat.insert(d, list);
+        }
+        match &self.flat[&d] {
+            Some(p) => Alternatives::Any(p),
+            None => Alternatives::Complex,
+        }
     }
 
     /// The parsed form of a rich dependency (cached by its name); `None` when malformed.

@@ -15,7 +15,7 @@
 
 use super::dep::Rich;
 use super::repodata::Kind;
-use super::rules::{Lit, Providers, holds, lit, positive, suse_idiom, var};
+use super::rules::{Alternatives, Lit, Providers, holds, lit, positive, suse_idiom, var};
 use super::{Pool, Problem, Request};
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -641,6 +641,12 @@ impl<'p> Solver<'p> {
         let level = self.branches[b].level;
         self.branches[b].cands[i].1 = true;
         let p = self.branches[b].cands[i].0;
+        tracing::trace!(
+            "minimizing {} -> {} with {}",
+            self.trail.len(),
+            level,
+            self.nevra(p)
+        );
         self.branches[b].level = 0;
         self.revert(level);
         self.branches[b].level = level;
@@ -765,10 +771,29 @@ impl<'p> Solver<'p> {
     }
 
     /// The candidates a recommendation offers: undecided providers, none when one is
-    /// installed already (libsolv's `add_complex_recommends` for rich ones).
+    /// installed already (libsolv's `add_complex_recommends` for complex ones, where this
+    /// holds per block of the DNF).
     fn recommended_candidates(&mut self, d: u32, only: Option<&[bool]>, dq: &mut Vec<usize>) {
         let start = dq.len();
-        if self.pr.is_rich(d) {
+        let dm = &self.dm;
+        match self.pr.alternatives(d) {
+            Alternatives::Always => return,
+            Alternatives::Any(prov) => {
+                for &q in prov {
+                    if dm[q] > 0 {
+                        dq.truncate(start);
+                        return;
+                    }
+                    if dm[q] == 0 && only.is_none_or(|m| m[q]) {
+                        dq.push(q);
+                    }
+                }
+                // providers are sorted and unique
+                return;
+            }
+            Alternatives::Complex => {}
+        }
+        {
             let Some(r) = self.pr.parse(d) else { return };
             let Some(blocks) = self.pr.dnf(&r, false) else {
                 return;
@@ -788,19 +813,6 @@ impl<'p> Solver<'p> {
                     } else if self.dm[v] == 0 && only.is_none_or(|m| m[v]) {
                         dq.push(v);
                     }
-                }
-            }
-        } else {
-            let Some(prov) = self.pr.simple(d) else {
-                return;
-            };
-            for &q in prov {
-                if self.dm[q] > 0 {
-                    dq.truncate(start);
-                    return;
-                }
-                if self.dm[q] == 0 && only.is_none_or(|m| m[q]) {
-                    dq.push(q);
                 }
             }
         }
@@ -824,6 +836,7 @@ impl<'p> Solver<'p> {
     /// decided (then the main loop runs again).
     fn resolve_weak(&mut self, mut level: u32) -> (Outcome, bool) {
         let pool = self.pool;
+        tracing::trace!("installing recommended packages");
         let mut dq: Vec<usize> = Vec::new();
         let mut dqs: Vec<usize> = Vec::new();
         for k in 0..self.trail.len() {
@@ -853,6 +866,7 @@ impl<'p> Solver<'p> {
             return (Outcome::Level(level), false);
         }
         if dq.len() == 1 {
+            tracing::trace!("installing weak {}", self.nevra(dq[0]));
             return (self.set_propagate_learn(level, lit(dq[0])), true);
         }
         // best versions (libsolv's POLICY_MODE_RECOMMEND: priority, version)
@@ -871,6 +885,7 @@ impl<'p> Solver<'p> {
             if self.dm[p] != 0 {
                 continue;
             }
+            tracing::trace!("installing supplemented {}", self.nevra(p));
             let olevel = level;
             match self.set_propagate_learn(level, lit(p)) {
                 Outcome::Level(l) => level = l,
@@ -903,6 +918,7 @@ impl<'p> Solver<'p> {
                         level,
                     });
                 }
+                tracing::trace!("installing recommended {}", self.nevra(cand[0]));
                 let olevel = level;
                 match self.set_propagate_learn(level, lit(cand[0])) {
                     Outcome::Level(l) => level = l,
