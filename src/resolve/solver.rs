@@ -584,6 +584,7 @@ impl<'p> Solver<'p> {
                 level,
             });
         }
+        tracing::trace!("installing {}", self.nevra(dq[0]));
         self.set_propagate_learn(level, lit(dq[0]))
     }
 
@@ -642,9 +643,8 @@ impl<'p> Solver<'p> {
         self.branches[b].cands[i].1 = true;
         let p = self.branches[b].cands[i].0;
         tracing::trace!(
-            "minimizing {} -> {} with {}",
-            self.trail.len(),
-            level,
+            "minimizing {} -> {level} with {}",
+            self.dm[p],
             self.nevra(p)
         );
         self.branches[b].level = 0;
