@@ -106,12 +106,13 @@ impl<'p> Providers<'p> {
             .clone()
     }
 
-    /// The packages dependency `d` names positively (what a recommendation or a suggestion
-    /// points at), appended to `out`.
+    /// The packages dependency `d` names positively (what a recommendation points at, which
+    /// gets rules), appended to `out`: libsolv's `pool_add_pos_literals_complex_dep`, where a
+    /// condition counts when it has an `else` (`A if C else E` needs `E or C`).
     pub fn positives(&mut self, d: u32, out: &mut Vec<usize>) {
         if self.is_rich(d) {
             if let Some(r) = self.parse(d) {
-                positive(self, &r, out);
+                pos_literals(self, &r, false, out);
             }
         } else if let Some(p) = self.simple(d) {
             out.extend_from_slice(p);
@@ -332,6 +333,28 @@ pub fn positive(pr: &mut Providers<'_>, r: &Rich, out: &mut Vec<usize>) {
             if let Some(e) = e {
                 positive(pr, e, out);
             }
+        }
+        Rich::Dep(_) | Rich::With(_) | Rich::Without(_, _) => {}
+    }
+}
+
+/// The positive literals of `r` (of `not r` when `neg`) in its CNF, as libsolv collects them.
+fn pos_literals(pr: &mut Providers<'_>, r: &Rich, neg: bool, out: &mut Vec<usize>) {
+    if let Some(p) = pr.rich_simple(r) {
+        if !neg {
+            out.extend(p);
+        }
+        return;
+    }
+    match r {
+        Rich::And(v) | Rich::Or(v) => v.iter().for_each(|x| pos_literals(pr, x, neg, out)),
+        Rich::If(a, c, e) | Rich::Unless(a, c, e) => {
+            pos_literals(pr, a, neg, out);
+            if let Some(e) = e {
+                pos_literals(pr, c, neg, out);
+                pos_literals(pr, e, neg, out);
+            }
+            pos_literals(pr, c, !neg, out);
         }
         Rich::Dep(_) | Rich::With(_) | Rich::Without(_, _) => {}
     }
