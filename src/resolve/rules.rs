@@ -33,6 +33,20 @@ pub struct Providers<'p> {
     pub pool: &'p Pool,
     cache: HashMap<u32, Vec<usize>>,
     rich: HashMap<u32, Option<Rich>>,
+    /// Providers of rich dependencies that are one list of alternatives (see
+    /// [`Providers::alternatives`]), `None` for complex or malformed ones.
+    flat: HashMap<u32, Option<Vec<usize>>>,
+}
+
+/// A dependency's providers as libsolv looks them up (`FOR_PROVIDES`).
+pub enum Alternatives<'a> {
+    /// Always satisfied (`rpmlib(...)`).
+    Always,
+    /// Satisfied by any of these packages (sorted): a simple dependency, or an
+    /// `or`/`with`/`without` tree of simple ones, which libsolv does not call complex.
+    Any(&'a [usize]),
+    /// A complex rich dependency (`and`, `if`, `unless` inside) or a malformed one.
+    Complex,
 }
 
 impl<'p> Providers<'p> {
@@ -41,6 +55,7 @@ impl<'p> Providers<'p> {
             pool,
             cache: HashMap::new(),
             rich: HashMap::new(),
+            flat: HashMap::new(),
         }
     }
 
@@ -64,6 +79,24 @@ impl<'p> Providers<'p> {
         )
     }
 
+    /// Dependency `d`'s providers when it is one list of alternatives (cached by id).
+    pub fn alternatives(&mut self, d: u32) -> Alternatives<'_> {
+        if !self.is_rich(d) {
+            return match self.simple(d) {
+                Some(p) => Alternatives::Any(p),
+                None => Alternatives::Always,
+            };
+        }
+        if !self.flat.contains_key(&d) {
+            let list = self.parse(d).and_then(|r| self.rich_simple(&r));
+            self.flat.insert(d, list);
+        }
+        match &self.flat[&d] {
+            Some(p) => Alternatives::Any(p),
+            None => Alternatives::Complex,
+        }
+    }
+
     /// The parsed form of a rich dependency (cached by its name); `None` when malformed.
     pub fn parse(&mut self, d: u32) -> Option<Rich> {
         let r = self.pool.dep(d);
@@ -73,12 +106,13 @@ impl<'p> Providers<'p> {
             .clone()
     }
 
-    /// The packages dependency `d` names positively (what a recommendation or a suggestion
-    /// points at), appended to `out`.
+    /// The packages dependency `d` names positively (what a recommendation points at, which
+    /// gets rules), appended to `out`: libsolv's `pool_add_pos_literals_complex_dep`, where a
+    /// condition counts when it has an `else` (`A if C else E` needs `E or C`).
     pub fn positives(&mut self, d: u32, out: &mut Vec<usize>) {
         if self.is_rich(d) {
             if let Some(r) = self.parse(d) {
-                positive(self, &r, out);
+                pos_literals(self, &r, false, out);
             }
         } else if let Some(p) = self.simple(d) {
             out.extend_from_slice(p);
@@ -299,6 +333,28 @@ pub fn positive(pr: &mut Providers<'_>, r: &Rich, out: &mut Vec<usize>) {
             if let Some(e) = e {
                 positive(pr, e, out);
             }
+        }
+        Rich::Dep(_) | Rich::With(_) | Rich::Without(_, _) => {}
+    }
+}
+
+/// The positive literals of `r` (of `not r` when `neg`) in its CNF, as libsolv collects them.
+fn pos_literals(pr: &mut Providers<'_>, r: &Rich, neg: bool, out: &mut Vec<usize>) {
+    if let Some(p) = pr.rich_simple(r) {
+        if !neg {
+            out.extend(p);
+        }
+        return;
+    }
+    match r {
+        Rich::And(v) | Rich::Or(v) => v.iter().for_each(|x| pos_literals(pr, x, neg, out)),
+        Rich::If(a, c, e) | Rich::Unless(a, c, e) => {
+            pos_literals(pr, a, neg, out);
+            if let Some(e) = e {
+                pos_literals(pr, c, neg, out);
+                pos_literals(pr, e, neg, out);
+            }
+            pos_literals(pr, c, !neg, out);
         }
         Rich::Dep(_) | Rich::With(_) | Rich::Without(_, _) => {}
     }

@@ -15,7 +15,7 @@
 
 use super::dep::Rich;
 use super::repodata::Kind;
-use super::rules::{Lit, Providers, holds, lit, positive, suse_idiom, var};
+use super::rules::{Alternatives, Lit, Providers, holds, lit, positive, suse_idiom, var};
 use super::{Pool, Problem, Request};
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -90,6 +90,10 @@ struct Solver<'p> {
     /// kept up to date together with `recommended`).
     suggested: Vec<bool>,
     recommends_index: usize,
+    /// Clauses of complex recommendations (and suggestions: `true`) whose conditions are not
+    /// decided yet (libsolv's `recommendscplxq`): their packages count as recommended once
+    /// every condition is installed.
+    postponed: Vec<(Vec<Lit>, bool)>,
     /// Open choices (libsolv's branches): candidates, whether each was tried, and the level
     /// the choice was made on.
     branches: Vec<Branch>,
@@ -213,6 +217,7 @@ impl<'p> Solver<'p> {
             self.recommends_index = 0;
             self.recommended.iter_mut().for_each(|x| *x = false);
             self.suggested.iter_mut().for_each(|x| *x = false);
+            self.postponed.clear();
         }
     }
 
@@ -293,7 +298,16 @@ impl<'p> Solver<'p> {
 
     // ---- policy -------------------------------------------------------------------------
 
+    /// libsolv's `policy_update_recommendsmap`: the packages recommended (and suggested) by
+    /// the packages decided for installation since the last call. A complex recommendation
+    /// counts clause by clause (CNF, as libsolv's `check_complex_dep`): the packages of a
+    /// clause whose conditions (negative literals) are all installed; a clause with an
+    /// undecided condition waits in `postponed`.
     fn update_recommended(&mut self) {
+        if self.recommends_index >= self.trail.len() {
+            return;
+        }
+        let mut clauses: Vec<(Vec<Lit>, bool)> = std::mem::take(&mut self.postponed);
         while self.recommends_index < self.trail.len() {
             let l = self.trail[self.recommends_index];
             self.recommends_index += 1;
@@ -306,19 +320,40 @@ impl<'p> Solver<'p> {
                 (pool.deps(p, Kind::Recommends), false),
                 (pool.deps(p, Kind::Suggests), true),
             ] {
-                let mut out = Vec::new();
                 for &d in list {
-                    self.pr.positives(d, &mut out);
-                }
-                let map = if suggests {
-                    &mut self.suggested
-                } else {
-                    &mut self.recommended
-                };
-                for p in out {
-                    map[p] = true;
+                    let map = if suggests {
+                        &mut self.suggested
+                    } else {
+                        &mut self.recommended
+                    };
+                    match self.pr.alternatives(d) {
+                        Alternatives::Always => {}
+                        Alternatives::Any(prov) => prov.iter().for_each(|&q| map[q] = true),
+                        Alternatives::Complex => {
+                            let cnf = self.pr.parse(d).and_then(|r| self.pr.cnf(&r, false));
+                            clauses.extend(cnf.into_iter().flatten().map(|c| (c, suggests)));
+                        }
+                    }
                 }
             }
+        }
+        for (c, suggests) in clauses {
+            // sorted: the conditions come first
+            if c.iter().any(|&l| l < 0 && self.dm[var(l)] < 0) {
+                continue; // a condition will not be installed
+            }
+            if c.iter().any(|&l| l < 0 && self.dm[var(l)] == 0) {
+                self.postponed.push((c, suggests));
+                continue;
+            }
+            let map = if suggests {
+                &mut self.suggested
+            } else {
+                &mut self.recommended
+            };
+            c.iter()
+                .filter(|&&l| l > 0)
+                .for_each(|&l| map[var(l)] = true);
         }
     }
 
@@ -584,6 +619,7 @@ impl<'p> Solver<'p> {
                 level,
             });
         }
+        tracing::trace!("installing {}", self.nevra(dq[0]));
         self.set_propagate_learn(level, lit(dq[0]))
     }
 
@@ -641,6 +677,11 @@ impl<'p> Solver<'p> {
         let level = self.branches[b].level;
         self.branches[b].cands[i].1 = true;
         let p = self.branches[b].cands[i].0;
+        tracing::trace!(
+            "minimizing {} -> {level} with {}",
+            self.dm[p],
+            self.nevra(p)
+        );
         self.branches[b].level = 0;
         self.revert(level);
         self.branches[b].level = level;
@@ -765,42 +806,49 @@ impl<'p> Solver<'p> {
     }
 
     /// The candidates a recommendation offers: undecided providers, none when one is
-    /// installed already (libsolv's `add_complex_recommends` for rich ones).
+    /// installed already (libsolv's `add_complex_recommends` for complex ones, where this
+    /// holds per clause of the CNF, and a clause whose condition is not installed offers
+    /// nothing).
     fn recommended_candidates(&mut self, d: u32, only: Option<&[bool]>, dq: &mut Vec<usize>) {
         let start = dq.len();
-        if self.pr.is_rich(d) {
+        let dm = &self.dm;
+        match self.pr.alternatives(d) {
+            Alternatives::Always => return,
+            Alternatives::Any(prov) => {
+                for &q in prov {
+                    if dm[q] > 0 {
+                        dq.truncate(start);
+                        return;
+                    }
+                    if dm[q] == 0 && only.is_none_or(|m| m[q]) {
+                        dq.push(q);
+                    }
+                }
+                // providers are sorted and unique
+                return;
+            }
+            Alternatives::Complex => {}
+        }
+        {
             let Some(r) = self.pr.parse(d) else { return };
-            let Some(blocks) = self.pr.dnf(&r, false) else {
+            let Some(clauses) = self.pr.cnf(&r, false) else {
                 return;
             };
-            'blocks: for blk in blocks {
+            'clauses: for c in clauses {
                 let mark = dq.len();
-                for &l in &blk {
+                for &l in &c {
                     let v = var(l);
                     if l < 0 {
                         if self.dm[v] <= 0 {
                             dq.truncate(mark);
-                            continue 'blocks;
+                            continue 'clauses;
                         }
                     } else if self.dm[v] > 0 {
                         dq.truncate(mark);
-                        continue 'blocks;
+                        continue 'clauses;
                     } else if self.dm[v] == 0 && only.is_none_or(|m| m[v]) {
                         dq.push(v);
                     }
-                }
-            }
-        } else {
-            let Some(prov) = self.pr.simple(d) else {
-                return;
-            };
-            for &q in prov {
-                if self.dm[q] > 0 {
-                    dq.truncate(start);
-                    return;
-                }
-                if self.dm[q] == 0 && only.is_none_or(|m| m[q]) {
-                    dq.push(q);
                 }
             }
         }
@@ -824,6 +872,7 @@ impl<'p> Solver<'p> {
     /// decided (then the main loop runs again).
     fn resolve_weak(&mut self, mut level: u32) -> (Outcome, bool) {
         let pool = self.pool;
+        tracing::trace!("installing recommended packages");
         let mut dq: Vec<usize> = Vec::new();
         let mut dqs: Vec<usize> = Vec::new();
         for k in 0..self.trail.len() {
@@ -853,6 +902,7 @@ impl<'p> Solver<'p> {
             return (Outcome::Level(level), false);
         }
         if dq.len() == 1 {
+            tracing::trace!("installing weak {}", self.nevra(dq[0]));
             return (self.set_propagate_learn(level, lit(dq[0])), true);
         }
         // best versions (libsolv's POLICY_MODE_RECOMMEND: priority, version)
@@ -871,6 +921,7 @@ impl<'p> Solver<'p> {
             if self.dm[p] != 0 {
                 continue;
             }
+            tracing::trace!("installing supplemented {}", self.nevra(p));
             let olevel = level;
             match self.set_propagate_learn(level, lit(p)) {
                 Outcome::Level(l) => level = l,
@@ -903,6 +954,7 @@ impl<'p> Solver<'p> {
                         level,
                     });
                 }
+                tracing::trace!("installing recommended {}", self.nevra(cand[0]));
                 let olevel = level;
                 match self.set_propagate_learn(level, lit(cand[0])) {
                     Outcome::Level(l) => level = l,
@@ -1133,6 +1185,7 @@ pub fn solve(pool: &Pool, req: &Request) -> Result<Vec<usize>, Vec<Problem>> {
         recommended: vec![false; n],
         suggested: vec![false; n],
         recommends_index: 0,
+        postponed: Vec::new(),
         branches: Vec::new(),
         supplementers: (0..n)
             .filter(|&p| pool.considered(p) && !pool.deps(p, Kind::Supplements).is_empty())
