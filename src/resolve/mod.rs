@@ -95,9 +95,13 @@ impl Pool {
         } else {
             RepoData::merge(&repos.iter().map(|r| &r.2).collect::<Vec<_>>())
         };
-        let archs = compatible_archs(arch);
+        // compared as string ids: the arena has each architecture's name once
+        let archs: Vec<u32> = compatible_archs(arch)
+            .iter()
+            .filter_map(|a| data.lookup(a))
+            .collect();
         let considered = (0..data.len())
-            .map(|p| archs.contains(&data.arch(p)))
+            .map(|p| archs.contains(&data.arch_id(p)))
             .collect();
         Pool {
             data,
