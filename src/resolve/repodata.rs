@@ -693,12 +693,18 @@ impl RepoData {
     }
 
     pub fn dep(&self, d: u32) -> DepRef<'_> {
-        let r = &self.deps[d as usize * DEP..d as usize * DEP + DEP];
+        let name_id = self.deps[d as usize * DEP];
         DepRef {
-            name_id: r[0],
-            name: self.str(r[0]),
-            range: (r[1] != 0).then(|| (CMPS[r[1] as usize - 1], self.evr_of(r[2], r[3], r[4]))),
+            name_id,
+            name: self.str(name_id),
+            range: self.dep_range(d),
         }
+    }
+
+    /// The version range of dependency `d` (its name left out).
+    pub fn dep_range(&self, d: u32) -> Range<'_> {
+        let r = &self.deps[d as usize * DEP..d as usize * DEP + DEP];
+        (r[1] != 0).then(|| (CMPS[r[1] as usize - 1], self.evr_of(r[2], r[3], r[4])))
     }
 
     pub fn dep_name_id(&self, d: u32) -> u32 {
