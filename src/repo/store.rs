@@ -218,5 +218,13 @@ mod tests {
         std::fs::write(&p, &data[..data.len() - 10]).unwrap();
         assert!(load(&cache, &sum).is_none());
         assert!(!p.exists(), "the damaged entry is removed");
+        // one flipped bit in the mapped body: refused as well
+        save(&cache, &sum, &arena(&sample())).unwrap();
+        let mut bad = std::fs::read(&p).unwrap();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x08;
+        std::fs::write(&p, &bad).unwrap();
+        assert!(load(&cache, &sum).is_none());
+        assert!(!p.exists(), "the damaged entry is removed");
     }
 }
