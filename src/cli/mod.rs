@@ -823,23 +823,28 @@ fn print_timings(s: &BuildSummary) {
 }
 
 fn print_transaction(cli: &Cli, t: &pipeline::Transaction) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    // buffered: stdout's line buffering would make a write per line of the listing
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if cli.json {
         serde_json::to_writer_pretty(&mut out, t)?;
         writeln!(out)?;
+        out.flush()?;
         return Ok(());
     }
     for p in &t.install {
         writeln!(out, "{}  [{}]", nevra(p), p.repo)?;
     }
+    out.flush()?;
     Ok(())
 }
 
 fn print_resolution(cli: &Cli, r: &Resolution) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    // buffered: stdout's line buffering would make a write per line of the listing
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if cli.json {
         serde_json::to_writer_pretty(&mut out, r)?;
         writeln!(out)?;
+        out.flush()?;
         return Ok(());
     }
     for (label, list) in [("base", &r.base), ("extension", &r.extension)] {
@@ -848,5 +853,6 @@ fn print_resolution(cli: &Cli, r: &Resolution) -> Result<()> {
             writeln!(out, "  {}  [{}]", nevra(p), p.repo)?;
         }
     }
+    out.flush()?;
     Ok(())
 }
