@@ -236,10 +236,14 @@ impl DirWalk<'_> {
             })
             .collect();
         let fds = (base.as_ref().map(|fd| fd.as_fd()), tools.as_fd());
+        let inside = (!rel.is_empty()).then(|| in_sysext(rel));
         let decided: Vec<(Decision, Option<Entry>)> = items
             .par_iter()
             .with_min_len(64)
-            .map(|&(name, ty, bty)| self.decide(fds, rel, name, ty, bty))
+            .map(|&(name, ty, bty)| {
+                let inside = inside.unwrap_or_else(|| in_sysext(name));
+                self.decide(fds, rel, inside, name, ty, bty)
+            })
             .collect::<Result<_, _>>()?;
         // Every directory of the tools tree is entered (unless it is an error), with the base's
         // when the base has a directory there.
@@ -295,12 +299,13 @@ impl DirWalk<'_> {
         Ok(out)
     }
 
-    /// The rules on `rel/name`, of type `ty` in the tools tree and `bty` in the base, and the
-    /// entry the result gets there.
+    /// The rules on `rel/name` (`inside` usr/ or opt/), of type `ty` in the tools tree and `bty`
+    /// in the base, and the entry the result gets there.
     fn decide(
         &self,
         (bfd, tfd): DirFds<'_>,
         rel: &str,
+        inside: bool,
         name: &str,
         ty: FileType,
         bty: Option<FileType>,
@@ -314,7 +319,7 @@ impl DirWalk<'_> {
             ty == FileType::CharacterDevice && is_whiteout(&stat(self.tools, Some(tfd))?.0);
         let os_release = rel == "usr/lib" && name == "os-release";
         let d = decide(
-            in_sysext(if rel.is_empty() { name } else { rel }),
+            inside,
             Seen {
                 dir: ty == FileType::Directory,
                 whiteout,

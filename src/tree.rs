@@ -414,8 +414,9 @@ pub fn open_dir(
 #[derive(Debug, Default)]
 pub struct DirNames {
     text: String,
-    /// Offset and length of each name in `text`, and its type.
-    items: Vec<(usize, usize, rustix::fs::FileType)>,
+    /// Each name's first 8 bytes as a big-endian number (zeros after a shorter name, which
+    /// holds no NUL), its offset and length in `text`, and its type.
+    items: Vec<(u64, usize, usize, rustix::fs::FileType)>,
 }
 
 impl DirNames {
@@ -457,14 +458,21 @@ impl DirNames {
                         .map_err(|e| at_error(root, &child_path(rel, name), "lstat", e))?;
                     ty = FileType::from_raw_mode(st.st_mode as _);
                 }
-                out.items.push((out.text.len(), name.len(), ty));
+                let mut head = [0u8; 8];
+                let n = name.len().min(8);
+                head[..n].copy_from_slice(&name.as_bytes()[..n]);
+                out.items
+                    .push((u64::from_be_bytes(head), out.text.len(), name.len(), ty));
                 out.text.push_str(name);
             }
             Ok(())
         })?;
+        // Most names differ in their first 8 bytes: one integer comparison decides.
         let text = &out.text;
-        out.items
-            .sort_unstable_by(|a, b| text[a.0..a.0 + a.1].cmp(&text[b.0..b.0 + b.1]));
+        out.items.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| text[a.1..a.1 + a.2].cmp(&text[b.1..b.1 + b.2]))
+        });
         Ok(out)
     }
 
@@ -480,7 +488,7 @@ impl DirNames {
     pub fn iter(&self) -> impl Iterator<Item = (&str, rustix::fs::FileType)> {
         self.items
             .iter()
-            .map(|&(at, len, ty)| (&self.text[at..at + len], ty))
+            .map(|&(_, at, len, ty)| (&self.text[at..at + len], ty))
     }
 }
 
@@ -746,6 +754,32 @@ pub fn load_tar(r: impl std::io::Read, name: &str) -> Result<Tree, std::io::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listing comes out in byte order, whatever the names' first 8 bytes share.
+    #[test]
+    fn listings_come_out_in_byte_order() {
+        use rustix::fd::AsFd;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut names = [
+            "abcdefgh",
+            "abcdefgh1",
+            "abcdefgg9",
+            "a",
+            "a-b",
+            "a.c",
+            "a0",
+            "b",
+            "abcdefghij",
+            "d",
+        ];
+        for n in names {
+            std::fs::write(tmp.path().join(n), "x").unwrap();
+        }
+        let fd = open_root(tmp.path()).unwrap();
+        let listed = DirNames::read(tmp.path(), fd.as_fd(), "").unwrap();
+        names.sort();
+        assert_eq!(listed.iter().map(|(n, _)| n).collect::<Vec<_>>(), names);
+    }
 
     #[test]
     fn tar_archives_load_and_cannot_escape() {
