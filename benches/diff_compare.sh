@@ -4,9 +4,9 @@
 # Generates BASE (FILES files in 1,000 directories) and TOOLS (a copy of BASE with 10% of the
 # files changed, half of them at the same size, and 10% more files added) under
 # target/diff-bench/, warms the page cache, then runs, ROUNDS times and back to back, diff -qr
-# and elsx diff at each --compare level (types, metadata: the default, contents; contents also
-# with -j1), and prints each one's median wall time, its ratio to diff -qr's median, and the load
-# average before and after. Never fails on a time.
+# and elsx diff at each --compare level (types: the default, also with -j1; metadata; contents,
+# also with -j1), and prints each one's median wall time and median CPU time (user + sys), their
+# ratios to diff -qr's medians, and the load average before and after. Never fails on a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-100000}
@@ -54,30 +54,37 @@ echo "trees: $(find "$base" | wc -l) and $(find "$tools" | wc -l) entries, $(du 
 
 diff -qr "$base" "$tools" >/dev/null 2>&1 || true   # warm the page cache
 for level in types metadata contents; do
-    printf '%-9s %s\n' "$level:" "$("$ELSX" diff --compare "$level" "$base" "$tools" | tail -n +1 | grep -E '^[0-9]+ added')"
+    printf '%-9s %s\n' "$level:" "$("$ELSX" diff --compare "$level" "$base" "$tools" | grep -E '^[0-9]+ added')"
 done
 
-names=("diff -qr" "elsx diff --compare types" "elsx diff (metadata)" "elsx diff --compare contents" "elsx diff --compare contents -j1")
+names=("diff -qr" "elsx diff (types, the default)" "elsx diff -j1" "elsx diff --compare metadata"
+       "elsx diff --compare contents" "elsx diff --compare contents -j1")
 cmds=("diff -qr $base $tools"
-      "$ELSX diff --compare types $base $tools"
       "$ELSX diff $base $tools"
+      "$ELSX diff -j1 $base $tools"
+      "$ELSX diff --compare metadata $base $tools"
       "$ELSX diff --compare contents $base $tools"
       "$ELSX diff --compare contents -j1 $base $tools")
-declare -A times
+declare -A wall cpu
+TIMEFORMAT='%R %U %S'
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 0; r < rounds; r++)); do
     for k in "${!cmds[@]}"; do
-        s=$(date +%s.%N)
-        ${cmds[$k]} >/dev/null 2>&1 || true
-        e=$(date +%s.%N)
-        times[$k]+="$(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.3f", b - a }') "
+        t=$( { time ${cmds[$k]} >/dev/null 2>&1; } 2>&1 ) || true
+        read -r real user sys <<<"$t"
+        wall[$k]+="$real "
+        cpu[$k]+="$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }') "
     done
 done
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ref=$(echo "${times[0]}" | median)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "x%.3f", a / b }'; }
+ref_wall=$(echo "${wall[0]}" | median)
+ref_cpu=$(echo "${cpu[0]}" | median)
+printf '%-33s %12s %7s %12s %7s   %s\n' command "median wall" ratio "median cpu" ratio "wall runs"
 for k in "${!cmds[@]}"; do
-    m=$(echo "${times[$k]}" | median)
-    printf '%-34s median %7.3f s  ratio x%.3f   (runs: %s)\n' "${names[$k]}" "$m" \
-        "$(awk -v a="$m" -v b="$ref" 'BEGIN { print a / b }')" "${times[$k]}"
+    w=$(echo "${wall[$k]}" | median)
+    c=$(echo "${cpu[$k]}" | median)
+    printf '%-33s %10.3f s %7s %10.2f s %7s   %s\n' "${names[$k]}" "$w" "$(ratio "$w" "$ref_wall")" \
+        "$c" "$(ratio "$c" "$ref_cpu")" "${wall[$k]}"
 done

@@ -9,6 +9,8 @@
 use crate::tree::{self, Entry, Kind, Tree, parent};
 use crate::unpack;
 use rayon::prelude::*;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::FileType;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -133,13 +135,15 @@ pub enum DirError {
 }
 
 /// How closely [`subtract_dirs`] compares the paths both trees have. The result does not depend
-/// on it (a non-directory in the base wins whatever its content), unless `keep_changed` is
-/// asked for, which needs [`Compare::Contents`]; the report does.
+/// on it (a non-directory in the base wins whatever its content, so names and types decide it),
+/// unless `keep_changed` is asked for, which needs [`Compare::Contents`]; the report does.
+/// `elsx diff` compares [`Compare::Types`] unless asked for more.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compare {
-    /// Types only, as the directories list them (no `lstat`): a path whose type differs is
-    /// changed, the others are not compared.
+    /// Types only, as the directories list them (no `lstat` but of devices, whose numbers tell
+    /// a whiteout): all the result needs. A path whose type differs is changed, the others are
+    /// not compared.
     Types,
     /// Also what `lstat` and `readlink` give: a path whose mode, owner, size, symlink target or
     /// device number differs is changed; the same inode, an empty file and other than regular
@@ -155,15 +159,17 @@ pub enum Compare {
 pub struct DirOptions {
     pub compare: Compare,
     /// Read the metadata, xattrs and contents of the result's entries, so that it can be
-    /// written out.
+    /// written out. Without it the result's entries carry their types only.
     pub load_result: bool,
 }
 
 /// Subtracts the directory `base` from the directory `tools` on disk with the rules of
-/// [`subtract`], reading no more than the rules and `dir` ask for: both trees are walked in
-/// parallel (one `getdents` per directory, one `lstat` per entry unless [`Compare::Types`]);
-/// files of the same size are read, in parallel and stopping at the first difference, only
-/// with [`Compare::Contents`]. Paths in both that were not compared are counted as
+/// [`subtract`], reading no more than `dir` asks for. Both trees are walked together, directory
+/// by directory and in parallel: one `getdents64` per directory, the two listings paired by one
+/// merge of the sorted names, a directory only the base has never entered. Only paths both trees
+/// have are `lstat`ed (none with [`Compare::Types`], where the listings' types decide); files of
+/// the same size are read, in parallel and stopping at the first difference, only with
+/// [`Compare::Contents`]. Paths in both that were not compared are counted as
 /// [`Report::not_compared`].
 pub fn subtract_dirs(
     base: &Path,
@@ -176,126 +182,282 @@ pub fn subtract_dirs(
     } else {
         dir.compare
     };
-    let scan = match compare {
-        Compare::Types => tree::Scan::Types,
-        _ => tree::Scan::Metadata,
+    let walk = DirWalk {
+        base,
+        tools,
+        compare,
+        load_result: dir.load_result,
+        keep_changed: opts.keep_changed,
     };
-    let (b, t) = rayon::join(
-        || tree::scan_dir(base, scan),
-        || tree::scan_dir(tools, scan),
-    );
-    let (b, t) = (b?, t?);
-    let roots = if compare == Compare::Contents || dir.load_result {
-        Some((open_root(base)?, open_root(tools)?))
-    } else {
-        None
-    };
-    let failed: std::sync::Mutex<Option<std::io::Error>> = Default::default();
-    // An error ends the subtraction; the verdict returned with it is never used.
-    let or_fail = |r: Result<bool, std::io::Error>| -> bool {
-        r.unwrap_or_else(|e| {
-            failed.lock().expect("not poisoned").get_or_insert(e);
-            false
-        })
-    };
-    let xattrs_equal = |path: &str| -> Result<bool, std::io::Error> {
-        Ok(tree::read_xattrs(&base.join(path))? == tree::read_xattrs(&tools.join(path))?)
-    };
-    let same = |p: &Pair| -> Verdict {
-        let (path, be, te) = (p.path, p.base, p.tools);
-        if compare == Compare::Types {
-            // Devices were lstat'ed (a whiteout is one): their numbers count.
-            let devices = matches!(be.kind, Kind::CharDevice { .. } | Kind::BlockDevice { .. });
-            return if std::mem::discriminant(&be.kind) != std::mem::discriminant(&te.kind)
-                || (devices && be.kind != te.kind)
-            {
-                Verdict::Changed
-            } else {
-                Verdict::NotCompared
-            };
-        }
-        if be.mode != te.mode || be.uid != te.uid || be.gid != te.gid {
-            return Verdict::Changed;
-        }
-        match (&be.kind, &te.kind) {
-            (Kind::File(_), Kind::File(_)) => {
-                let (bm, tm) = (b.meta[p.base_at], t.meta[p.tools_at]);
-                let size = bm.size;
-                if tm.size != size {
-                    return Verdict::Changed;
-                }
-                if bm.inode.is_some() && bm.inode == tm.inode {
-                    return Verdict::Unchanged; // one file, linked into both trees
-                }
-                if size == 0 {
-                    return or_fail(xattrs_equal(path)).into();
-                }
-                match &roots {
-                    Some((bfd, tfd)) if compare == Compare::Contents => {
-                        // A file that changes size while it is read is an error, not a verdict.
-                        let equal = files_equal(bfd, tfd, base, tools, path, size, &xattrs_equal);
-                        or_fail(equal).into()
-                    }
-                    _ => Verdict::NotCompared,
-                }
-            }
-            (bk, tk) if bk != tk => Verdict::Changed,
-            _ => or_fail(xattrs_equal(path)).into(),
-        }
-    };
-    let (mut out, mut report) = subtract_with(&b.tree, &same, &t.tree, opts, false)?;
-    if let Some(e) = failed.into_inner().expect("not poisoned") {
-        return Err(e.into());
+    let runs = walk.walk(Some(tree::open_root(base)?), tree::open_root(tools)?, "")?;
+    let mut all = Part::default();
+    for run in runs {
+        all.append(run);
     }
+    let (out, mut report) = all.finish(opts)?;
     report.compared = compare;
-    if let (true, Some((bfd, tfd))) = (dir.load_result, &roots) {
-        use rustix::fd::AsFd;
-        out.entries
-            .par_iter_mut()
-            .try_for_each(|(rel, e)| -> Result<(), std::io::Error> {
-                // A directory in both carries the base's metadata, xattrs included.
-                let from_base = e.is_dir() && b.tree.get(rel).is_some_and(|be| be.is_dir());
-                let (root, fd) = if from_base { (base, bfd) } else { (tools, tfd) };
-                let mut full = tree::stat_entry(root, fd.as_fd(), rel)?;
-                if let Kind::File(_) = full.kind {
-                    full.kind = Kind::File(std::sync::Arc::new(fs_err::read(tools.join(rel))?));
-                }
-                if std::mem::discriminant(&full.kind) != std::mem::discriminant(&e.kind) {
-                    return Err(std::io::Error::other(format!(
-                        "{}: changed type while elsx read it",
-                        root.join(rel.as_str()).display()
-                    )));
-                }
-                *e = full;
-                Ok(())
-            })?;
-    }
-    // Freeing two trees of every entry takes a while: both at once.
-    rayon::join(|| drop(b), || drop(t));
     Ok((out, report))
 }
 
-fn open_root(dir: &Path) -> Result<rustix::fd::OwnedFd, std::io::Error> {
-    use rustix::fs::{Mode, OFlags};
-    rustix::fs::openat(
-        rustix::fs::CWD,
-        dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| tree::at_error(dir, "", "opening", e))
+/// [`subtract_dirs`] at work: the two roots and what to read.
+struct DirWalk<'a> {
+    base: &'a Path,
+    tools: &'a Path,
+    compare: Compare,
+    load_result: bool,
+    keep_changed: bool,
 }
 
-/// Whether the files at `rel` below the roots `a` and `b` (open as `afd` and `bfd`), both of
-/// `size` bytes as the walk saw them, hold the same bytes and (`xattrs_equal`) xattrs. Opened
-/// relative to the roots (no walk of the full path), read in chunks into two buffers per
-/// thread, stopping at the first chunk that differs.
+/// A directory open in the base (when the base has it) and in the tools tree.
+type DirFds<'a> = (Option<BorrowedFd<'a>>, BorrowedFd<'a>);
+
+impl DirWalk<'_> {
+    /// What the rules make of the paths below `rel`, a directory of the tools tree (open as
+    /// `tools`) and maybe of the base (`base`), in path order, in runs (so that a deep tree's
+    /// decisions are not moved once per level).
+    fn walk(
+        &self,
+        base: Option<OwnedFd>,
+        tools: OwnedFd,
+        rel: &str,
+    ) -> Result<Vec<Part>, std::io::Error> {
+        let listed = tree::DirNames::read(self.tools, tools.as_fd(), rel)?;
+        let in_base = match &base {
+            Some(fd) => tree::DirNames::read(self.base, fd.as_fd(), rel)?,
+            None => tree::DirNames::default(),
+        };
+        // Both listings are in name order: one merge pairs them.
+        let mut b = in_base.iter().peekable();
+        let items: Vec<(&str, FileType, Option<FileType>)> = listed
+            .iter()
+            .map(|(name, ty)| {
+                while b.next_if(|(bn, _)| *bn < name).is_some() {}
+                (name, ty, b.next_if(|(bn, _)| *bn == name).map(|(_, t)| t))
+            })
+            .collect();
+        let fds = (base.as_ref().map(|fd| fd.as_fd()), tools.as_fd());
+        let inside = (!rel.is_empty()).then(|| in_sysext(rel));
+        let decided: Vec<(Decision, Option<Entry>)> = items
+            .par_iter()
+            .with_min_len(64)
+            .map(|&(name, ty, bty)| {
+                let inside = inside.unwrap_or_else(|| in_sysext(name));
+                self.decide(fds, rel, inside, name, ty, bty)
+            })
+            .collect::<Result<_, _>>()?;
+        // Every directory of the tools tree is entered (unless it is an error), with the base's
+        // when the base has a directory there.
+        let mut subdirs: Vec<(&str, bool)> = items
+            .iter()
+            .zip(&decided)
+            .filter(|((_, ty, _), (d, _))| {
+                *ty == FileType::Directory && !matches!(d, Decision::Error(_))
+            })
+            .map(|((name, _, bty), _)| (*name, *bty == Some(FileType::Directory)))
+            .collect();
+        subdirs.sort_unstable_by(|a, b| tree::cmp_subtrees(a.0, b.0));
+        let below: Vec<Vec<Part>> = subdirs
+            .par_iter()
+            .map(|&(name, shared)| {
+                let child = tree::child_path(rel, name);
+                let open = |root: &Path, fd: BorrowedFd<'_>| {
+                    tree::open_dir(fd, name).map_err(|e| tree::at_error(root, &child, "opening", e))
+                };
+                let base = match fds.0 {
+                    Some(fd) if shared => Some(open(self.base, fd)?),
+                    _ => None,
+                };
+                self.walk(base, open(self.tools, fds.1)?, &child)
+            })
+            .collect::<Result<_, _>>()?;
+        // Assemble in path order: a subtree goes before the first name that sorts after
+        // `name/`.
+        let mut out = Vec::with_capacity(1 + 2 * subdirs.len());
+        let mut run = Part::default();
+        let mut path = String::new();
+        let mut take = |run: &mut Part, ((name, ..), (d, e)): (&(&str, _, _), (Decision, _))| {
+            path.clear();
+            path.push_str(rel);
+            if !rel.is_empty() {
+                path.push('/');
+            }
+            path.push_str(name);
+            run.take(&path, &d, e);
+        };
+        let mut here = items.iter().zip(decided).peekable();
+        for ((dir, _), sub) in subdirs.iter().zip(below) {
+            while let Some(next) = here.next_if(|((n, ..), _)| !tree::subtree_before(dir, n)) {
+                take(&mut run, next);
+            }
+            out.push(std::mem::take(&mut run));
+            out.extend(sub);
+        }
+        for next in here {
+            take(&mut run, next);
+        }
+        out.push(run);
+        Ok(out)
+    }
+
+    /// The rules on `rel/name` (`inside` usr/ or opt/), of type `ty` in the tools tree and `bty`
+    /// in the base, and the entry the result gets there.
+    fn decide(
+        &self,
+        (bfd, tfd): DirFds<'_>,
+        rel: &str,
+        inside: bool,
+        name: &str,
+        ty: FileType,
+        bty: Option<FileType>,
+    ) -> Result<(Decision, Option<Entry>), std::io::Error> {
+        let stat = |root: &Path, fd: Option<BorrowedFd<'_>>| {
+            let path = tree::child_path(rel, name);
+            let fd = fd.expect("a directory open on the side that has the path");
+            tree::entry_at(root, fd, &path, path.len() - name.len(), false)
+        };
+        let whiteout =
+            ty == FileType::CharacterDevice && is_whiteout(&stat(self.tools, Some(tfd))?.0);
+        let os_release = rel == "usr/lib" && name == "os-release";
+        let d = decide(
+            inside,
+            Seen {
+                dir: ty == FileType::Directory,
+                whiteout,
+                os_release,
+            },
+            bty.map(|t| t == FileType::Directory),
+            || Ok(stat(self.base, bfd)?.0.kind.type_name()),
+            || self.verdict((bfd.expect("in the base"), tfd), rel, name, bty, ty),
+        )?;
+        let entry = match d.keeps(self.keep_changed, os_release) {
+            None => None,
+            Some(Side::Tools) => Some(self.result_entry(self.tools, tfd, rel, name, ty)?),
+            Some(Side::Base) => Some(self.result_entry(
+                self.base,
+                bfd.expect("in the base"),
+                rel,
+                name,
+                FileType::Directory,
+            )?),
+        };
+        Ok((d, entry))
+    }
+
+    /// How `rel/name` compares in the two trees, as closely as `compare` asks.
+    fn verdict(
+        &self,
+        (bfd, tfd): (BorrowedFd<'_>, BorrowedFd<'_>),
+        rel: &str,
+        name: &str,
+        bty: Option<FileType>,
+        ty: FileType,
+    ) -> Result<Verdict, std::io::Error> {
+        let devices = matches!(ty, FileType::CharacterDevice | FileType::BlockDevice);
+        if self.compare == Compare::Types && !(devices && bty == Some(ty)) {
+            return Ok(if bty == Some(ty) {
+                Verdict::NotCompared
+            } else {
+                Verdict::Changed
+            });
+        }
+        let path = tree::child_path(rel, name);
+        let at = path.len() - name.len();
+        let (be, bm) = tree::entry_at(self.base, bfd, &path, at, false)?;
+        let (te, tm) = tree::entry_at(self.tools, tfd, &path, at, false)?;
+        if self.compare == Compare::Types {
+            // Devices were lstat'ed (a whiteout is one): their numbers count.
+            return Ok(if be.kind == te.kind {
+                Verdict::NotCompared
+            } else {
+                Verdict::Changed
+            });
+        }
+        let xattrs_equal = |path: &str| -> Result<bool, std::io::Error> {
+            Ok(tree::read_xattrs(&self.base.join(path))?
+                == tree::read_xattrs(&self.tools.join(path))?)
+        };
+        if be.mode != te.mode || be.uid != te.uid || be.gid != te.gid {
+            return Ok(Verdict::Changed);
+        }
+        Ok(match (&be.kind, &te.kind) {
+            (Kind::File(_), Kind::File(_)) => {
+                if tm.size != bm.size {
+                    Verdict::Changed
+                } else if bm.inode.is_some() && bm.inode == tm.inode {
+                    Verdict::Unchanged // one file, linked into both trees
+                } else if bm.size == 0 {
+                    xattrs_equal(&path)?.into()
+                } else if self.compare == Compare::Contents {
+                    // A file that changes size while it is read is an error, not a verdict.
+                    let roots = (self.base, self.tools);
+                    files_equal((bfd, tfd), roots, &path, at, bm.size, &xattrs_equal)?.into()
+                } else {
+                    Verdict::NotCompared
+                }
+            }
+            (bk, tk) if bk != tk => Verdict::Changed,
+            _ => xattrs_equal(&path)?.into(),
+        })
+    }
+
+    /// The entry the result gets at `rel/name` from the tree at `root` (the directory open as
+    /// `dir`), where the listing says `ty`: its type alone, or with `load_result` what `lstat`,
+    /// `readlink` and the xattrs say and a file's content.
+    fn result_entry(
+        &self,
+        root: &Path,
+        dir: BorrowedFd<'_>,
+        rel: &str,
+        name: &str,
+        ty: FileType,
+    ) -> Result<Entry, std::io::Error> {
+        let kind = match ty {
+            FileType::Directory => Kind::Dir,
+            FileType::RegularFile => Kind::File(Default::default()),
+            FileType::Symlink => Kind::Symlink(String::new()),
+            FileType::Fifo => Kind::Fifo,
+            FileType::Socket => Kind::Socket,
+            // Devices are lstat'ed for their numbers.
+            _ => Kind::CharDevice { major: 0, minor: 0 },
+        };
+        let devices = matches!(kind, Kind::CharDevice { .. });
+        if !self.load_result && !devices {
+            return Ok(Entry {
+                kind,
+                mode: 0,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+                xattrs: Default::default(),
+            });
+        }
+        let path = tree::child_path(rel, name);
+        let (mut e, _) =
+            tree::entry_at(root, dir, &path, path.len() - name.len(), self.load_result)?;
+        let same_type = std::mem::discriminant(&e.kind) == std::mem::discriminant(&kind)
+            || (devices && matches!(e.kind, Kind::BlockDevice { .. }));
+        if !same_type {
+            return Err(std::io::Error::other(format!(
+                "{}: changed type while elsx read it",
+                root.join(&path).display()
+            )));
+        }
+        if let (Kind::File(_), true) = (&e.kind, self.load_result) {
+            e.kind = Kind::File(std::sync::Arc::new(fs_err::read(root.join(&path))?));
+        }
+        Ok(e)
+    }
+}
+
+/// Whether the files at `rel` below the roots `a` and `b` (`rel[name_at..]` in the directories
+/// open as `dirs`), both of `size` bytes as the walk saw them, hold the same bytes and
+/// (`xattrs_equal`) xattrs. Read in chunks into two buffers per thread, stopping at the first
+/// chunk that differs.
 fn files_equal(
-    afd: &rustix::fd::OwnedFd,
-    bfd: &rustix::fd::OwnedFd,
-    a: &Path,
-    b: &Path,
+    dirs: (BorrowedFd<'_>, BorrowedFd<'_>),
+    (a, b): (&Path, &Path),
     rel: &str,
+    name_at: usize,
     size: u64,
     xattrs_equal: &dyn Fn(&str) -> Result<bool, std::io::Error>,
 ) -> Result<bool, std::io::Error> {
@@ -306,11 +468,11 @@ fn files_equal(
             std::cell::RefCell::new((vec![0; CHUNK], vec![0; CHUNK]));
     }
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let open = |fd: &rustix::fd::OwnedFd, root: &Path| {
-        rustix::fs::openat(fd, rel, flags, Mode::empty())
+    let open = |fd: BorrowedFd<'_>, root: &Path| {
+        rustix::fs::openat(fd, &rel[name_at..], flags, Mode::empty())
             .map_err(|e| tree::at_error(root, rel, "opening", e))
     };
-    let (fa, fb) = (open(afd, a)?, open(bfd, b)?);
+    let (fa, fb) = (open(dirs.0, a)?, open(dirs.1, b)?);
     // Xattrs first, asked of the open files: almost always neither has any.
     let listed = |fd: &rustix::fd::OwnedFd, root: &Path| {
         rustix::fs::flistxattr(fd, &mut [0u8; 0][..])
@@ -401,65 +563,159 @@ impl From<bool> for Verdict {
     }
 }
 
-/// A path both trees have: each tree's entry and its position in that tree's path order.
+/// A path both trees have: each tree's entry.
 struct Pair<'a> {
     path: &'a str,
     base: &'a Entry,
     tools: &'a Entry,
-    base_at: usize,
-    tools_at: usize,
 }
 
 /// The base's entry and the tools' entry at a path compared (content and metadata).
 type Same<'a> = dyn Fn(&Pair) -> Verdict + Sync + 'a;
 
-fn decide(same: &Same, (path, tools_at, entry, base): &Paired) -> Decision {
-    let (path, entry) = (path.as_str(), *entry);
-    if !in_sysext(path) {
-        // Directories outside are not worth listing; their files are.
-        return Decision::Outside {
-            listed: !entry.is_dir() && base.is_none(),
-        };
-    }
-    // os-release never goes into a sysext; when the base has it, it is a base path like any.
-    if is_whiteout(entry) || (path == "usr/lib/os-release" && base.is_none()) {
-        return Decision::Removed;
-    }
-    match *base {
-        None => Decision::Added,
-        Some((b, _)) if entry.is_dir() => {
-            if b.is_dir() {
-                Decision::SharedDir
-            } else {
-                Decision::Error(b.kind.type_name())
-            }
+/// What the rules need to know of a path in the tools tree.
+struct Seen {
+    dir: bool,
+    whiteout: bool,
+    /// `usr/lib/os-release`.
+    os_release: bool,
+}
+
+/// Which tree's entry the result keeps at a path.
+enum Side {
+    Base,
+    Tools,
+}
+
+impl Decision {
+    /// Where the result's entry comes from, if it has one at this path.
+    fn keeps(&self, keep_changed: bool, os_release: bool) -> Option<Side> {
+        match self {
+            Decision::Added => Some(Side::Tools),
+            Decision::SharedDir => Some(Side::Base),
+            Decision::InBase(Verdict::Changed) if keep_changed && !os_release => Some(Side::Tools),
+            _ => None,
         }
-        Some((b, base_at)) => Decision::InBase(same(&Pair {
-            path,
-            base: b,
-            tools: entry,
-            base_at,
-            tools_at: *tools_at,
-        })),
     }
 }
 
-/// A path of `tools`, its position in path order and its entry, and the entry `base` has at that
-/// path with its position.
-type Paired<'a> = (&'a String, usize, &'a Entry, Option<(&'a Entry, usize)>);
+/// The rules for one path of the tools tree, `inside` usr/ or opt/, which the base has
+/// (`base`: whether as a directory) or not. `base_kind` names the base's type for an error;
+/// `same` compares a non-directory the base has too.
+fn decide<E>(
+    inside: bool,
+    tools: Seen,
+    base: Option<bool>,
+    base_kind: impl FnOnce() -> Result<&'static str, E>,
+    same: impl FnOnce() -> Result<Verdict, E>,
+) -> Result<Decision, E> {
+    if !inside {
+        // Directories outside are not worth listing; their files are.
+        return Ok(Decision::Outside {
+            listed: !tools.dir && base.is_none(),
+        });
+    }
+    // os-release never goes into a sysext; when the base has it, it is a base path like any.
+    if tools.whiteout || (tools.os_release && base.is_none()) {
+        return Ok(Decision::Removed);
+    }
+    Ok(match base {
+        None => Decision::Added,
+        Some(true) if tools.dir => Decision::SharedDir,
+        Some(false) if tools.dir => Decision::Error(base_kind()?),
+        Some(_) => Decision::InBase(same()?),
+    })
+}
+
+/// What subtraction made of a run of paths, in path order.
+#[derive(Default)]
+struct Part {
+    /// The result's entries.
+    out: Vec<(String, Entry)>,
+    report: Report,
+    /// The first error in path order: nothing after it is recorded.
+    error: Option<DiffError>,
+}
+
+impl Part {
+    /// Records the decision on `path` and the result's `entry` there.
+    fn take(&mut self, path: &str, d: &Decision, entry: Option<Entry>) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = &mut self.report;
+        match d {
+            Decision::Outside { listed: true } => r.outside.push(path.to_owned()),
+            Decision::Outside { listed: false } | Decision::SharedDir => {}
+            Decision::Removed => r.removed.push(path.to_owned()),
+            Decision::Added => {
+                if !entry.as_ref().is_some_and(Entry::is_dir) {
+                    r.added.push(path.to_owned());
+                }
+            }
+            Decision::InBase(Verdict::Unchanged) => r.unchanged += 1,
+            Decision::InBase(Verdict::NotCompared) => r.not_compared += 1,
+            Decision::InBase(Verdict::Changed) => r.changed.push(path.to_owned()),
+            Decision::Error(base_kind) => {
+                self.error = Some(DiffError {
+                    path: path.to_owned(),
+                    base_kind,
+                });
+                return;
+            }
+        }
+        if let Some(e) = entry {
+            self.out.push((path.to_owned(), e));
+        }
+    }
+
+    /// `next`, the run that follows this one in path order, appended.
+    fn append(&mut self, next: Part) {
+        if self.error.is_some() {
+            return;
+        }
+        let (r, n) = (&mut self.report, next.report);
+        r.added.extend(n.added);
+        r.changed.extend(n.changed);
+        r.unchanged += n.unchanged;
+        r.not_compared += n.not_compared;
+        r.outside.extend(n.outside);
+        r.removed.extend(n.removed);
+        self.out.extend(next.out);
+        self.error = next.error;
+    }
+
+    /// The result tree (empty directories removed) and the report, or the first error.
+    fn finish(self, opts: Options) -> Result<(Tree, Report), DiffError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        // In path order already: the map is built without a search per entry.
+        let mut out = Tree {
+            entries: self.out.into_iter().collect(),
+        };
+        remove_empty_dirs(&mut out);
+        let report = Report {
+            kept_changed: opts.keep_changed,
+            ..self.report
+        };
+        Ok((out, report))
+    }
+}
+
+/// A path of `tools`, its entry, and the entry `base` has at that path.
+type Paired<'a> = (&'a String, &'a Entry, Option<&'a Entry>);
 
 /// Each path of `tools` paired with the base's entry, in path order: one walk through both
 /// sorted maps instead of a lookup per path.
 fn pair_up<'a>(base: &'a Tree, tools: &'a Tree) -> Vec<Paired<'a>> {
-    let mut b = base.entries.iter().enumerate().peekable();
+    let mut b = base.entries.iter().peekable();
     tools
         .entries
         .iter()
-        .enumerate()
-        .map(|(at, (p, e))| {
-            while b.next_if(|(_, (bp, _))| *bp < p).is_some() {}
-            let found = b.next_if(|(_, (bp, _))| *bp == p);
-            (p, at, e, found.map(|(bat, (_, be))| (be, bat)))
+        .map(|(p, e)| {
+            while b.next_if(|(bp, _)| *bp < p).is_some() {}
+            (p, e, b.next_if(|(bp, _)| *bp == p).map(|(_, be)| be))
         })
         .collect()
 }
@@ -475,58 +731,37 @@ fn subtract_with(
     opts: Options,
     base_only_unchanged: bool,
 ) -> Result<(Tree, Report), DiffError> {
+    const OS_RELEASE: &str = "usr/lib/os-release";
     let paths = pair_up(base, tools);
     let decisions: Vec<Decision> = paths
         .par_iter()
         .with_min_len(256)
-        .map(|paired| decide(same, paired))
+        .map(|&(path, entry, b)| {
+            let seen = Seen {
+                dir: entry.is_dir(),
+                whiteout: is_whiteout(entry),
+                os_release: path == OS_RELEASE,
+            };
+            let base_kind = || Ok(b.expect("in the base").kind.type_name());
+            let pair = || {
+                let (base, tools) = (b.expect("in the base"), entry);
+                Ok(same(&Pair { path, base, tools }))
+            };
+            let d: Result<_, std::convert::Infallible> =
+                decide(in_sysext(path), seen, b.map(Entry::is_dir), base_kind, pair);
+            d.unwrap_or_else(|e| match e {})
+        })
         .collect();
-    let mut out: Vec<(String, Entry)> = Vec::new();
-    let mut report = Report {
-        kept_changed: opts.keep_changed,
-        compared: Compare::Contents,
-        ..Report::default()
-    };
-    for ((path, _, entry, b), d) in paths.into_iter().zip(decisions) {
-        match d {
-            Decision::Outside { listed } => {
-                if listed {
-                    report.outside.push(path.clone());
-                }
-            }
-            Decision::Removed => report.removed.push(path.clone()),
-            Decision::Added => {
-                if !entry.is_dir() {
-                    report.added.push(path.clone());
-                }
-                out.push((path.clone(), entry.clone()));
-            }
-            Decision::SharedDir => {
-                let (b, _) = b.expect("decided on a base entry");
-                out.push((
-                    path.clone(),
-                    Entry {
-                        kind: Kind::Dir,
-                        ..b.clone()
-                    },
-                ));
-            }
-            Decision::InBase(Verdict::Unchanged) => report.unchanged += 1,
-            Decision::InBase(Verdict::NotCompared) => report.not_compared += 1,
-            Decision::InBase(Verdict::Changed) => {
-                report.changed.push(path.clone());
-                if opts.keep_changed && path != "usr/lib/os-release" {
-                    out.push((path.clone(), entry.clone()));
-                }
-            }
-            Decision::Error(base_kind) => {
-                return Err(DiffError {
-                    path: path.clone(),
-                    base_kind,
-                });
-            }
-        }
+    let mut part = Part::default();
+    for ((path, entry, b), d) in paths.into_iter().zip(decisions) {
+        let kept = match d.keeps(opts.keep_changed, path == OS_RELEASE) {
+            None => None,
+            Some(Side::Tools) => Some(entry.clone()),
+            Some(Side::Base) => Some(b.expect("decided on a base entry").clone()),
+        };
+        part.take(path, &d, kept);
     }
+    let (out, mut report) = part.finish(opts)?;
     if base_only_unchanged {
         report.unchanged += base
             .entries
@@ -534,11 +769,6 @@ fn subtract_with(
             .filter(|(p, e)| !e.is_dir() && in_sysext(p) && !tools.entries.contains_key(*p))
             .count();
     }
-    // In path order already: the map is built without a search per entry.
-    let mut out = Tree {
-        entries: out.into_iter().collect(),
-    };
-    remove_empty_dirs(&mut out);
     Ok((out, report))
 }
 

@@ -231,7 +231,7 @@ fn normalize_lexically(path: &str) -> Option<String> {
 /// are walked and files read in parallel (rayon); the result does not depend on the order.
 pub fn load_dir(root: &std::path::Path) -> Result<Tree, std::io::Error> {
     use rayon::prelude::*;
-    let mut s = scan_dir(root, Scan::Xattrs)?;
+    let mut s = scan_dir(root)?;
     // A hard-linked file is read once, under the first of its names in path order.
     let mut first: std::collections::HashMap<(u64, u64), &str> = std::collections::HashMap::new();
     let files: Vec<(&String, Option<(u64, u64)>)> = s
@@ -283,116 +283,39 @@ pub struct FileMeta {
     pub inode: Option<(u64, u64)>,
 }
 
-/// How much of each entry [`scan_dir`] reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scan {
-    /// Names and types, as the directory lists them: no `lstat` (but for devices, whose numbers
-    /// tell a whiteout, and file systems that do not give types). Mode, owner, time and size
-    /// are 0 and symlink targets empty.
-    Types,
-    /// Also each entry's `lstat` and symlink target.
-    Metadata,
-    /// Also xattrs.
-    Xattrs,
-}
-
-/// Walks a directory on disk (in parallel, symlinks never followed) and records what `scan`
-/// asks of every entry, never file contents. Without [`Scan::Xattrs`], every entry's `xattrs`
-/// is empty: read them with [`read_xattrs`] where they matter.
+/// Walks a directory on disk (in parallel, symlinks never followed) and records the `lstat`,
+/// symlink target and xattrs of every entry, never file contents.
 ///
 /// Each directory is opened relative to its parent and each entry is `lstat`ed relative to its
 /// directory, so no full path is looked up again and again.
-pub fn scan_dir(root: &std::path::Path, scan: Scan) -> Result<Scanned, std::io::Error> {
+pub fn scan_dir(root: &std::path::Path) -> Result<Scanned, std::io::Error> {
     use rayon::prelude::*;
-    use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-    use rustix::fs::{FileType, Mode, OFlags};
+    use rustix::fd::{AsFd, OwnedFd};
     type Found = (String, Entry, FileMeta);
     struct Walk<'a> {
         root: &'a std::path::Path,
-        scan: Scan,
     }
     impl Walk<'_> {
         /// The entries below `dir` (at `rel`), in path order, in runs (so that a deep tree's
         /// entries are not moved once per level).
         fn walk(&self, dir: OwnedFd, rel: &str) -> Result<Vec<Vec<Found>>, std::io::Error> {
-            thread_local! {
-                /// getdents64 buffer, reused for every directory a thread reads.
-                static DIRENTS: std::cell::RefCell<Vec<std::mem::MaybeUninit<u8>>> =
-                    std::cell::RefCell::new(vec![std::mem::MaybeUninit::uninit(); 1 << 16]);
-            }
-            // Full paths of the children, as the tree will key them, and their types.
+            // In name order, so in path order too (the prefix is shared); each subtree is placed
+            // where `name/` sorts among the names, so the list comes out in path order with no
+            // sort of the whole tree.
             let prefix = if rel.is_empty() { 0 } else { rel.len() + 1 };
-            let mut children: Vec<(String, FileType)> = Vec::new();
-            DIRENTS.with(|buf| -> Result<(), std::io::Error> {
-                let mut buf = buf.borrow_mut();
-                let mut it = rustix::fs::RawDir::new(&dir, &mut buf[..]);
-                while let Some(item) = it.next() {
-                    let item =
-                        item.map_err(|e| at_error(self.root, rel, "reading the directory", e))?;
-                    let name = item.file_name().to_bytes();
-                    if name == b"." || name == b".." {
-                        continue;
-                    }
-                    let Ok(name) = std::str::from_utf8(name) else {
-                        use std::os::unix::ffi::OsStrExt;
-                        let path = self.root.join(rel).join(std::ffi::OsStr::from_bytes(name));
-                        return Err(std::io::Error::other(format!(
-                            "{}: not UTF-8",
-                            path.display()
-                        )));
-                    };
-                    let mut child = String::with_capacity(prefix + name.len());
-                    if prefix > 0 {
-                        child.push_str(rel);
-                        child.push('/');
-                    }
-                    child.push_str(name);
-                    children.push((child, item.file_type()));
-                }
-                Ok(())
-            })?;
-            // Sorted here, each subtree placed where `name/` sorts among the names, the list
-            // comes out in path order with no sort of the whole tree.
-            children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let names = DirNames::read(self.root, dir.as_fd(), rel)?;
             let fd = dir.as_fd();
-            let mut here = Vec::with_capacity(children.len());
+            let mut here = Vec::with_capacity(names.len());
             let mut subdirs = Vec::new();
-            for (child, ty) in children {
-                let typed = match ty {
-                    _ if self.scan > Scan::Types => None,
-                    FileType::Directory => Some(Kind::Dir),
-                    FileType::RegularFile => Some(Kind::File(Arc::new(Vec::new()))),
-                    FileType::Symlink => Some(Kind::Symlink(String::new())),
-                    FileType::Fifo => Some(Kind::Fifo),
-                    FileType::Socket => Some(Kind::Socket),
-                    _ => None, // devices, and file systems that leave the type unknown
-                };
-                let (entry, meta) = match typed {
-                    Some(kind) => (
-                        Entry {
-                            kind,
-                            mode: 0,
-                            uid: 0,
-                            gid: 0,
-                            mtime: 0,
-                            xattrs: BTreeMap::new(),
-                        },
-                        FileMeta::default(),
-                    ),
-                    None => entry_at(self.root, fd, &child, prefix, self.scan == Scan::Xattrs)?,
-                };
+            for (name, _) in names.iter() {
+                let child = child_path(rel, name);
+                let (entry, meta) = entry_at(self.root, fd, &child, prefix, true)?;
                 if entry.is_dir() {
                     subdirs.push(child.clone());
                 }
                 here.push((child, entry, meta));
             }
-            // `a/...` sorts after `a-b` and `a.c`: order the subtrees by `name/`.
-            subdirs.sort_unstable_by(|a, b| {
-                a.as_bytes()
-                    .iter()
-                    .chain(b"/")
-                    .cmp(b.as_bytes().iter().chain(b"/"))
-            });
+            subdirs.sort_unstable_by(|a, b| cmp_subtrees(a, b));
             let below: Vec<Vec<Vec<Found>>> = subdirs
                 .par_iter()
                 .map(|child| {
@@ -406,8 +329,7 @@ pub fn scan_dir(root: &std::path::Path, scan: Scan) -> Result<Scanned, std::io::
             let mut run = Vec::new();
             let mut here = here.into_iter().peekable();
             for (dir, sub) in subdirs.iter().zip(below) {
-                let key = || dir.as_bytes().iter().chain(b"/");
-                while let Some(next) = here.next_if(|(p, ..)| p.as_bytes().iter().lt(key())) {
+                while let Some(next) = here.next_if(|(p, ..)| !subtree_before(dir, p)) {
                     run.push(next);
                 }
                 out.push(std::mem::take(&mut run));
@@ -418,24 +340,8 @@ pub fn scan_dir(root: &std::path::Path, scan: Scan) -> Result<Scanned, std::io::
             Ok(out)
         }
     }
-    fn open_dir(at: BorrowedFd<'_>, name: &str) -> rustix::io::Result<OwnedFd> {
-        rustix::fs::openat(
-            at,
-            name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-    }
-    let w = Walk { root, scan };
-    // The root itself may be a symlink to the tree; nothing below it is followed.
-    let top = rustix::fs::openat(
-        rustix::fs::CWD,
-        root,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| at_error(root, "", "opening", e))?;
-    let found = w.walk(top, "")?;
+    let w = Walk { root };
+    let found = w.walk(open_root(root)?, "")?;
     let mut s = Scanned::default();
     let n = found.iter().map(Vec::len).sum();
     let mut entries = Vec::with_capacity(n);
@@ -450,10 +356,146 @@ pub fn scan_dir(root: &std::path::Path, scan: Scan) -> Result<Scanned, std::io::
     Ok(s)
 }
 
+/// `rel/name`, or `name` at the top.
+pub fn child_path(rel: &str, name: &str) -> String {
+    let mut child = String::with_capacity(rel.len() + 1 + name.len());
+    if !rel.is_empty() {
+        child.push_str(rel);
+        child.push('/');
+    }
+    child.push_str(name);
+    child
+}
+
+/// Whether the entries below the directory `dir` (`dir/...`) sort before the path `other` of
+/// the same directory: `a/x` sorts after `a-b` and `a.c`, before `a0`.
+pub fn subtree_before(dir: &str, other: &str) -> bool {
+    dir.as_bytes()
+        .iter()
+        .chain(b"/")
+        .lt(other.as_bytes().iter())
+}
+
+/// Directories of one parent in the order of their subtrees (see [`subtree_before`]).
+pub fn cmp_subtrees(a: &str, b: &str) -> std::cmp::Ordering {
+    a.as_bytes()
+        .iter()
+        .chain(b"/")
+        .cmp(b.as_bytes().iter().chain(b"/"))
+}
+
+/// The directory `root`, open; it may be a symlink to the tree (nothing below it is followed).
+pub fn open_root(root: &std::path::Path) -> Result<rustix::fd::OwnedFd, std::io::Error> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::openat(
+        rustix::fs::CWD,
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| at_error(root, "", "opening", e))
+}
+
+/// The subdirectory `name` of the open directory `at`, never through a symlink.
+pub fn open_dir(
+    at: rustix::fd::BorrowedFd<'_>,
+    name: &str,
+) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::openat(
+        at,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The names in an open directory and their types, in name order.
+#[derive(Debug, Default)]
+pub struct DirNames {
+    text: String,
+    /// Each name's first 8 bytes as a big-endian number (zeros after a shorter name, which
+    /// holds no NUL), its offset and length in `text`, and its type.
+    items: Vec<(u64, usize, usize, rustix::fs::FileType)>,
+}
+
+impl DirNames {
+    /// Reads the directory `dir` (`rel` below `root`, for errors): one `getdents64` per 64 KiB
+    /// of entries into a buffer each thread reuses, the names kept in one string. A type the
+    /// file system does not give is asked of `lstat`. A name that is not UTF-8 is an error.
+    pub fn read(
+        root: &std::path::Path,
+        dir: rustix::fd::BorrowedFd<'_>,
+        rel: &str,
+    ) -> Result<DirNames, std::io::Error> {
+        use rustix::fs::{AtFlags, FileType};
+        thread_local! {
+            /// getdents64 buffer, reused for every directory a thread reads.
+            static DIRENTS: std::cell::RefCell<Vec<std::mem::MaybeUninit<u8>>> =
+                std::cell::RefCell::new(vec![std::mem::MaybeUninit::uninit(); 1 << 16]);
+        }
+        let mut out = DirNames::default();
+        DIRENTS.with(|buf| -> Result<(), std::io::Error> {
+            let mut buf = buf.borrow_mut();
+            let mut it = rustix::fs::RawDir::new(dir, &mut buf[..]);
+            while let Some(item) = it.next() {
+                let item = item.map_err(|e| at_error(root, rel, "reading the directory", e))?;
+                let name = item.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                let Ok(name) = std::str::from_utf8(name) else {
+                    use std::os::unix::ffi::OsStrExt;
+                    let path = root.join(rel).join(std::ffi::OsStr::from_bytes(name));
+                    return Err(std::io::Error::other(format!(
+                        "{}: not UTF-8",
+                        path.display()
+                    )));
+                };
+                let mut ty = item.file_type();
+                if ty == FileType::Unknown {
+                    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| at_error(root, &child_path(rel, name), "lstat", e))?;
+                    ty = FileType::from_raw_mode(st.st_mode as _);
+                }
+                let mut head = [0u8; 8];
+                let n = name.len().min(8);
+                head[..n].copy_from_slice(&name.as_bytes()[..n]);
+                out.items
+                    .push((u64::from_be_bytes(head), out.text.len(), name.len(), ty));
+                out.text.push_str(name);
+            }
+            Ok(())
+        })?;
+        // Most names differ in their first 8 bytes: one integer comparison decides.
+        let text = &out.text;
+        out.items.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| text[a.1..a.1 + a.2].cmp(&text[b.1..b.1 + b.2]))
+        });
+        Ok(out)
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Each name and its type, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, rustix::fs::FileType)> {
+        self.items
+            .iter()
+            .map(|&(_, at, len, ty)| (&self.text[at..at + len], ty))
+    }
+}
+
 /// The entry at `rel` below `root` as `lstat` and `readlink` see it (a regular file without its
 /// content), its xattrs `with_xattrs`. `dir` is its directory, open, and `rel[name_at..]` its
 /// name there.
-fn entry_at(
+pub fn entry_at(
     root: &std::path::Path,
     dir: rustix::fd::BorrowedFd<'_>,
     rel: &str,
@@ -500,16 +542,6 @@ fn entry_at(
         xattrs,
     };
     Ok((entry, meta))
-}
-
-/// The entry at `rel` below `root` (open as `root_fd`) with its xattrs, as [`scan_dir`] with
-/// [`Scan::Xattrs`] records it (a regular file without its content).
-pub fn stat_entry(
-    root: &std::path::Path,
-    root_fd: rustix::fd::BorrowedFd<'_>,
-    rel: &str,
-) -> Result<Entry, std::io::Error> {
-    Ok(entry_at(root, root_fd, rel, 0, true)?.0)
 }
 
 /// `root/rel: what: error`, with the error's kind kept.
@@ -722,6 +754,32 @@ pub fn load_tar(r: impl std::io::Read, name: &str) -> Result<Tree, std::io::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listing comes out in byte order, whatever the names' first 8 bytes share.
+    #[test]
+    fn listings_come_out_in_byte_order() {
+        use rustix::fd::AsFd;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut names = [
+            "abcdefgh",
+            "abcdefgh1",
+            "abcdefgg9",
+            "a",
+            "a-b",
+            "a.c",
+            "a0",
+            "b",
+            "abcdefghij",
+            "d",
+        ];
+        for n in names {
+            std::fs::write(tmp.path().join(n), "x").unwrap();
+        }
+        let fd = open_root(tmp.path()).unwrap();
+        let listed = DirNames::read(tmp.path(), fd.as_fd(), "").unwrap();
+        names.sort();
+        assert_eq!(listed.iter().map(|(n, _)| n).collect::<Vec<_>>(), names);
+    }
 
     #[test]
     fn tar_archives_load_and_cannot_escape() {

@@ -177,8 +177,8 @@ fn overlay_rules_on_directories() {
     assert!(!got.contains_key("usr/lib/os-release"));
 }
 
-/// What each --compare level reports on the same trees: metadata (the default) and types read
-/// less and say what they left open; the result is the same.
+/// What each --compare level reports on the same trees: types (the default) and metadata read
+/// less and say what they left open; what they call changed is changed; the result is the same.
 #[test]
 fn each_compare_level_reports_what_it_compared() {
     let tmp = tempfile::tempdir().unwrap();
@@ -186,6 +186,9 @@ fn each_compare_level_reports_what_it_compared() {
     // A file linked into both trees is the same file: identical without reading it.
     write(&b, "usr/share/linked", "one inode\n", 0o644);
     std::fs::hard_link(b.join("usr/share/linked"), t.join("usr/share/linked")).unwrap();
+    // A file that became a symlink: changed at every level, the listings tell it.
+    write(&b, "usr/share/retyped", "file\n", 0o644);
+    symlink("sized", t.join("usr/share/retyped")).unwrap();
     let reference = read_tree(&{
         let out = tmp.path().join("out-contents");
         diff_json(&["--compare", "contents"], &b, &t, &out);
@@ -201,34 +204,36 @@ fn each_compare_level_reports_what_it_compared() {
                 "usr/lib/os-release",
                 "usr/share/mode",
                 "usr/share/retarget",
+                "usr/share/retyped",
                 "usr/share/same-size",
                 "usr/share/sized",
             ],
             3,
             0,
-            "2 added, 5 changed, 3 identical, 2 outside /usr and /opt",
+            "2 added, 6 changed, 3 identical, 2 outside /usr and /opt",
         ),
         (
-            &[],
+            &["--compare", "metadata"],
             "metadata",
             // Same size, mode and owner: usr/bin/same and usr/share/same-size are not read.
             &[
                 "usr/lib/os-release",
                 "usr/share/mode",
                 "usr/share/retarget",
+                "usr/share/retyped",
                 "usr/share/sized",
             ],
             2,
             2,
-            "2 added, 4 changed, 2 identical, 2 not compared, 2 outside /usr and /opt",
+            "2 added, 5 changed, 2 identical, 2 not compared, 2 outside /usr and /opt",
         ),
         (
-            &["--compare", "types"],
-            "types",
             &[],
+            "types",
+            &["usr/share/retyped"],
             0,
             8,
-            "2 added, 0 changed, 0 identical, 8 not compared, 2 outside /usr and /opt",
+            "2 added, 1 changed, 0 identical, 8 not compared, 2 outside /usr and /opt",
         ),
     ];
     for (flags, level, changed, unchanged, not_compared, summary) in cases {
@@ -252,6 +257,31 @@ fn each_compare_level_reports_what_it_compared() {
             "{run}"
         );
     }
+}
+
+/// A directory only the base has is never read: a name in it that elsx could not handle (not
+/// UTF-8) does not matter, the same name in the tools tree is an error naming it.
+#[test]
+fn a_directory_only_the_base_has_is_not_read() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (b, t) = (tmp.path().join("b"), tmp.path().join("t"));
+    write(&t, "usr/bin/tool", "t\n", 0o755);
+    let odd = std::ffi::OsStr::from_bytes(b"f\xff");
+    write(&b, "usr/share/base-only/x", "x\n", 0o644);
+    std::fs::write(b.join("usr/share/base-only").join(odd), "x").unwrap();
+    for level in ["types", "metadata", "contents"] {
+        let run = diff_json(&["--compare", level], &b, &t, &tmp.path().join(level));
+        assert_eq!(strs(&run.json()["added"]), ["usr/bin/tool"], "{level}");
+    }
+    mkdir(&t, "usr/share/base-only", 0o755);
+    std::fs::write(t.join("usr/share/base-only").join(odd), "x").unwrap();
+    let run = diff(&[b.to_str().unwrap(), t.to_str().unwrap()]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("usr/share/base-only/f") && run.stderr.contains("not UTF-8"),
+        "{run}"
+    );
 }
 
 #[test]
@@ -330,6 +360,34 @@ fn whiteouts_are_dropped() {
     let run = diff_json(&[], &b, &tools_tar, &out);
     assert_eq!(strs(&run.json()["removed"]), ["usr/share/gone"]);
     assert_eq!(dir_entries(&out), ["usr", "usr/share", "usr/share/kept"]);
+
+    // The same on a directory, at every level: the listing says "character device", the
+    // numbers tell a whiteout from a device, which is added.
+    assert!(
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0),
+        "this test makes device nodes, which needs root"
+    );
+    write(&t, "usr/share/kept", "k\n", 0o644);
+    for (name, major, minor) in [("gone", "0", "0"), ("null", "1", "3")] {
+        let node = t.join("usr/share").join(name);
+        run_tool(Command::new("mknod").arg(&node).args(["c", major, minor]));
+    }
+    for level in ["types", "metadata", "contents"] {
+        let out = tmp.path().join(format!("out-{level}"));
+        let run = diff_json(&["--compare", level], &b, &t, &out);
+        assert_eq!(strs(&run.json()["removed"]), ["usr/share/gone"], "{level}");
+        assert_eq!(
+            strs(&run.json()["added"]),
+            ["usr/share/kept", "usr/share/null"],
+            "{level}"
+        );
+        // (--out writes no device nodes.)
+        assert_eq!(
+            dir_entries(&out),
+            ["usr", "usr/share", "usr/share/kept"],
+            "{level}"
+        );
+    }
 }
 
 #[test]

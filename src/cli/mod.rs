@@ -65,11 +65,13 @@ enum Command {
         /// Keep files that exist in the base with other content (implies --compare contents)
         #[arg(long)]
         keep_changed: bool,
-        /// How paths in both directories are compared for the report (the result is the same:
-        /// the base wins): types (names and types only, no lstat); metadata (also mode, owner,
-        /// size, symlink target; files alike in all that are "not compared"); contents (also
-        /// the bytes and xattrs). Archives are always compared by contents.
-        #[arg(long, value_enum, value_name = "LEVEL", default_value = "metadata")]
+        /// How paths in both directories are compared for the report; the result is the same
+        /// at every level (the base wins whatever the content). types, the default: the
+        /// directory listings alone, all the result needs; a path whose type changed is
+        /// "changed", the others "not compared". metadata: also an lstat of both sides (mode,
+        /// owner, size, symlink target). contents: also the bytes and xattrs, so every path is
+        /// changed or identical. Archives are always compared by contents.
+        #[arg(long, value_enum, value_name = "LEVEL", default_value = "types")]
         compare: CompareArg,
         /// Worker threads (default: the number of CPUs); the result is the same for any N
         #[arg(short, long, value_name = "N")]
