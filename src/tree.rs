@@ -585,7 +585,7 @@ pub fn read_xattrs(path: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>, 
 /// Writes a tree into the directory `dest` (created if missing), as mkosi's `Format=directory`
 /// does and as scripts see it. Nothing is ever written through a symlink: every parent must be a
 /// real directory that this function created or found. Owners are set only when running as root;
-/// device nodes are created only as root, and otherwise returned as skipped.
+/// fifos are always created, device nodes only as root (otherwise they are returned as skipped).
 pub fn write_dir(t: &Tree, dest: &std::path::Path) -> Result<Vec<String>, std::io::Error> {
     use std::os::unix::fs::{PermissionsExt, symlink};
     let is_root = effective_uid() == 0;
@@ -639,10 +639,27 @@ pub fn write_dir(t: &Tree, dest: &std::path::Path) -> Result<Vec<String>, std::i
                     filetime::FileTime::from_unix_time(e.mtime as i64, 0),
                 )?;
             }
+            Kind::Fifo => mknod(&full, rustix::fs::FileType::Fifo, e.mode, 0)?,
+            Kind::CharDevice { major, minor } | Kind::BlockDevice { major, minor } if is_root => {
+                let kind = match e.kind {
+                    Kind::CharDevice { .. } => rustix::fs::FileType::CharacterDevice,
+                    _ => rustix::fs::FileType::BlockDevice,
+                };
+                mknod(&full, kind, e.mode, rustix::fs::makedev(*major, *minor))?;
+            }
             _ => {
                 skipped.push(path.clone());
                 continue;
             }
+        }
+        if matches!(
+            e.kind,
+            Kind::Fifo | Kind::CharDevice { .. } | Kind::BlockDevice { .. }
+        ) {
+            // mknod applied the umask; set_file_mtime would open a fifo and wait for a writer
+            fs_err::set_permissions(&full, std::fs::Permissions::from_mode(e.mode))?;
+            let t = filetime::FileTime::from_unix_time(e.mtime as i64, 0);
+            filetime::set_symlink_file_times(&full, t, t)?;
         }
         if is_root {
             std::os::unix::fs::lchown(&full, Some(e.uid), Some(e.gid))?;
@@ -654,6 +671,24 @@ pub fn write_dir(t: &Tree, dest: &std::path::Path) -> Result<Vec<String>, std::i
         filetime::set_file_mtime(&full, filetime::FileTime::from_unix_time(e.mtime as i64, 0))?;
     }
     Ok(skipped)
+}
+
+/// Creates a fifo or device node at `path` (never through a symlink: the caller checked the
+/// parents and removed what was there).
+fn mknod(
+    path: &std::path::Path,
+    kind: rustix::fs::FileType,
+    mode: u32,
+    dev: rustix::fs::Dev,
+) -> Result<(), std::io::Error> {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        kind,
+        rustix::fs::Mode::from_raw_mode(mode & 0o7777),
+        dev,
+    )
+    .map_err(|e| std::io::Error::other(format!("{}: mknod: {e}", path.display())))
 }
 
 /// The effective user id, read from /proc so that no `unsafe` libc call is needed.
@@ -908,5 +943,43 @@ mod tests {
             load_dir(dest.path()).unwrap().get("usr").unwrap().mode,
             0o555
         );
+    }
+    /// Fifos are written always and device nodes as root, with their modes and numbers, and
+    /// read back the same; without root a device is returned as skipped.
+    #[test]
+    fn write_dir_makes_fifos_and_devices() {
+        let dest = tempfile::tempdir().unwrap();
+        let mut t = Tree::new();
+        let special = |kind| Entry {
+            kind,
+            ..Entry::dir(0o640, 7)
+        };
+        t.insert("usr/share/f".into(), special(Kind::Fifo));
+        t.insert(
+            "usr/share/null".into(),
+            special(Kind::CharDevice { major: 1, minor: 3 }),
+        );
+        t.insert(
+            "usr/share/loop".into(),
+            special(Kind::BlockDevice { major: 7, minor: 9 }),
+        );
+        let skipped = write_dir(&t, dest.path()).unwrap();
+        let back = load_dir(dest.path()).unwrap();
+        let fifo = back.get("usr/share/f").unwrap();
+        assert!(matches!(fifo.kind, Kind::Fifo));
+        assert_eq!((fifo.mode, fifo.mtime), (0o640, 7));
+        if effective_uid() == 0 {
+            assert!(skipped.is_empty(), "{skipped:?}");
+            for (path, want) in [
+                ("usr/share/null", Kind::CharDevice { major: 1, minor: 3 }),
+                ("usr/share/loop", Kind::BlockDevice { major: 7, minor: 9 }),
+            ] {
+                let e = back.get(path).unwrap();
+                assert_eq!(e.kind, want, "{path}");
+                assert_eq!(e.mode, 0o640, "{path}");
+            }
+        } else {
+            assert_eq!(skipped, ["usr/share/loop", "usr/share/null"]);
+        }
     }
 }
