@@ -215,3 +215,44 @@ fn broken_rpms_are_errors_not_panics() {
         }
     }
 }
+
+/// The parsed-metadata cache entry of a real primary.xml is the same bytes whatever the chunks
+/// the decompressed stream is read in and whatever the thread count.
+#[test]
+fn streamed_primary_is_the_same_for_any_chunk_and_thread_count() {
+    let Some(c) = corpus() else { return };
+    let repo = c.join("opensuse/11.0-update");
+    let md = repomd::parse(
+        &std::fs::read(repo.join("repodata/repomd.xml")).unwrap(),
+        "repomd",
+    )
+    .unwrap();
+    let href = md.find("primary").unwrap().href.clone();
+    let path = repo.join(&href);
+    let open = || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Codec::from_file_name(&href).reader(std::io::BufReader::new(std::fs::File::open(&path)?))
+    };
+    let mut seen = Vec::new();
+    for (chunk, threads) in [(1 << 20, 2), (61, 1), (4093, 2), (1 << 16, 3)] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let data = pool
+            .install(|| primary::parse_arena_chunked(&open, chunk, &href))
+            .unwrap();
+        seen.push((chunk, threads, elsx::repo::store::encode("k", &data)));
+    }
+    assert!(seen[0].2.len() > 1 << 20);
+    for (chunk, threads, bytes) in &seen[1..] {
+        assert!(
+            *bytes == seen[0].2,
+            "chunk {chunk}, {threads} threads differ"
+        );
+    }
+    let xml = Codec::from_file_name(&href)
+        .decode_all(&std::fs::read(&path).unwrap())
+        .unwrap();
+    let data = elsx::repo::store::decode("k", &seen[0].2).unwrap();
+    assert_eq!(data.to_packages(), primary::parse(&xml, &href).unwrap());
+}

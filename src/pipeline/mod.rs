@@ -286,14 +286,15 @@ pub fn resolve_direct(
 fn infos(pool: &Pool, idx: &[usize]) -> Vec<PackageInfo> {
     idx.iter()
         .map(|&i| {
-            let s = pool.get(i);
+            // from the arena's records: no whole package (dependencies, files) is built
+            let evr = pool.evr(i);
             PackageInfo {
-                name: s.pkg.name.clone(),
-                epoch: s.pkg.evr.epoch.unwrap_or(0),
-                version: s.pkg.evr.version.clone(),
-                release: s.pkg.evr.release.clone().unwrap_or_default(),
-                arch: s.pkg.arch.clone(),
-                repo: s.repo.clone(),
+                name: pool.name(i).to_owned(),
+                epoch: evr.epoch.unwrap_or(0),
+                version: evr.version.to_owned(),
+                release: evr.release.unwrap_or_default().to_owned(),
+                arch: pool.arch(i).to_owned(),
+                repo: pool.repo(i).to_owned(),
             }
         })
         .collect()

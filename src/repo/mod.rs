@@ -219,12 +219,16 @@ pub fn load_packages(
         add_filelists(def, f, &md, &mut data, reporter)?;
         return Ok((data, trust));
     }
-    let xml = fetch_decoded(def, f, &purl, &prim.href, sum, reporter)?;
-    let mut data = primary::parse_arena(&xml, &purl).map_err(|e| RepoError::Metadata {
+    // streamed: the decompressed primary.xml (about 100 MB for 60k packages) is never whole
+    let path = fetch_verified(def, f, &purl, sum, reporter)?;
+    let codec = Codec::from_file_name(&prim.href);
+    let open = || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        codec.reader(std::io::BufReader::new(fs_err::File::open(&path)?))
+    };
+    let mut data = primary::parse_arena(&open, &purl).map_err(|e| RepoError::Metadata {
         alias: def.alias.clone(),
         message: e.to_string(),
     })?;
-    drop(xml);
     if let Err(e) = store::save(&f.cache, sum, &data) {
         tracing::warn!("repository {}: caching the parsed metadata: {e}", def.alias);
     }
@@ -242,6 +246,24 @@ fn fetch_decoded(
     sum: &crate::checksum::Checksum,
     reporter: &dyn Reporter,
 ) -> Result<Vec<u8>, RepoError> {
+    let path = fetch_verified(def, f, url, sum, reporter)?;
+    let raw = fs_err::read(&path).map_err(|e| RepoError::Io(path.display().to_string(), e))?;
+    Codec::from_file_name(href)
+        .decode_all(&raw)
+        .map_err(|e| RepoError::Metadata {
+            alias: def.alias.clone(),
+            message: format!("{url}: {e}"),
+        })
+}
+
+/// The cached file of the metadata at `url`, verified by `sum` (fetched if not cached).
+fn fetch_verified(
+    def: &RepoDef,
+    f: &Fetcher,
+    url: &str,
+    sum: &crate::checksum::Checksum,
+    reporter: &dyn Reporter,
+) -> Result<std::path::PathBuf, RepoError> {
     let (path, _) = f
         .get_verified(
             url,
@@ -256,13 +278,7 @@ fn fetch_decoded(
             url: url.to_owned(),
             source,
         })?;
-    let raw = fs_err::read(&path).map_err(|e| RepoError::Io(path.display().to_string(), e))?;
-    Codec::from_file_name(href)
-        .decode_all(&raw)
-        .map_err(|e| RepoError::Metadata {
-            alias: def.alias.clone(),
-            message: format!("{url}: {e}"),
-        })
+    Ok(path)
 }
 
 /// The file dependencies (plain, or inside rich ones) of a repository's packages that no

@@ -4,9 +4,10 @@ use super::xml::{XmlError, attr, attrs, push_ref, text};
 use crate::checksum::Checksum;
 use crate::resolve::dep::{Cmp, Dep};
 use crate::resolve::evr::Evr;
-use crate::resolve::repodata::{Kind, RepoData};
+use crate::resolve::repodata::{Kind, Merger, RepoData};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
+use std::io::Read;
 
 /// A package as the metadata describes it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -73,75 +74,291 @@ impl Package {
     }
 }
 
-/// Packages per piece when a large primary.xml is parsed in parallel.
+/// Packages per piece when a large primary.xml is parsed in parallel. The pieces, and so the
+/// arena merged from them, depend on this count only: never on how the bytes arrive or on
+/// the thread count.
 const PIECE: usize = 2048;
+
+/// Decompressed bytes read at a time by the streaming parse.
+const CHUNK: usize = 1 << 20;
 
 /// Parses a decompressed primary.xml; `file` names it in errors.
 ///
-/// A large document is cut before `<package` tags into pieces parsed in parallel and joined in
-/// order, so the result is the same whatever the thread count. If any piece fails (or the cut
-/// looks wrong), the whole document is parsed again in one piece, which gives the error its
-/// exact place.
+/// A large document is cut before `<package` tags into pieces of [`PIECE`] packages, parsed in
+/// parallel and joined in order, so the result is the same whatever the thread count. If any
+/// piece fails (or the cut looks wrong), the whole document is parsed again in one piece,
+/// which gives the error its exact place.
 pub fn parse(data: &[u8], file: &str) -> Result<Vec<Package>, XmlError> {
-    Ok(parse_pieces(data, file, |p| p)?
-        .into_iter()
-        .flatten()
-        .collect())
-}
-
-/// [`parse`] straight into the resolver's arena: each piece is interned as soon as it is
-/// parsed and the pieces' arenas are merged, so the parsed packages of the whole document are
-/// never in memory at once.
-pub fn parse_arena(data: &[u8], file: &str) -> Result<RepoData, XmlError> {
-    let parts = parse_pieces(data, file, |p| RepoData::from_packages(&p))?;
-    Ok(match parts.len() {
-        1 => parts.into_iter().next().unwrap(),
-        _ => RepoData::merge(&parts.iter().collect::<Vec<_>>()),
-    })
-}
-
-/// The pieces of the document, parsed and passed through `each`, in document order.
-fn parse_pieces<T: Send>(
-    data: &[u8],
-    file: &str,
-    each: impl Fn(Vec<Package>) -> T + Sync,
-) -> Result<Vec<T>, XmlError> {
-    use rayon::prelude::*;
-    let s = text(data);
-    let starts = package_starts(&s);
-    if starts.len() > PIECE
-        && let Some(end) = s.rfind("</package>").map(|i| i + "</package>".len())
-        && s[end..].trim() == "</metadata>"
-        && s[..starts[0]].contains("<metadata")
-    {
-        let mut cuts: Vec<usize> = starts.iter().step_by(PIECE).copied().collect();
-        cuts.push(end);
-        let parts: Result<Vec<T>, XmlError> = cuts
-            .par_windows(2)
-            .map(|w| parse_piece(&s[w[0]..w[1]], w[0], file).map(&each))
-            .collect();
-        if let Ok(parts) = parts {
-            return Ok(parts);
-        }
+    let opened = || -> std::io::Result<Box<dyn Read + Send + '_>> { Ok(Box::new(data)) };
+    let mut out = Vec::new();
+    let streamed = stream(&opened, CHUNK, file, &|p| p, &mut |p| out.extend(p));
+    match streamed {
+        Ok(true) => Ok(out),
+        Ok(false) => parse_piece(&text(data), 0, file),
+        Err(ParseError::Xml(e)) => Err(e),
+        Err(ParseError::Read { .. }) => unreachable!("reading a slice never fails"),
     }
-    Ok(vec![each(parse_piece(&s, 0, file)?)])
 }
 
-/// Where each `<package` start tag begins.
-fn package_starts(s: &str) -> Vec<usize> {
-    let b = s.as_bytes();
-    memchr_iter(b"<package", b)
-        .filter(|&i| matches!(b.get(i + 8), Some(b' ' | b'\t' | b'\n' | b'\r' | b'>')))
-        .collect()
+/// Reading a primary.xml stream failed, or its XML did.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    #[error("{file}: reading at byte {offset}: {source}")]
+    Read {
+        file: String,
+        offset: u64,
+        source: std::io::Error,
+    },
 }
 
-fn memchr_iter<'a>(needle: &'a [u8], hay: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let i = at + hay[at..].windows(needle.len()).position(|w| w == needle)?;
-        at = i + needle.len();
-        Some(i)
+/// Starts a stream of the decompressed document.
+pub type Opener<'a> = dyn Fn() -> std::io::Result<Box<dyn Read + Send + 'a>> + Sync + 'a;
+
+/// [`parse`] straight into the resolver's arena, from a stream of the decompressed document
+/// that `open` starts (again, if a piece fails and the whole is parsed for its error).
+///
+/// The document is never whole in memory: it is read in chunks and cut into pieces as the
+/// `<package` tags arrive; a few pieces at a time are parsed and interned in parallel, and
+/// each piece's arena is merged into the whole in document order and dropped.
+pub fn parse_arena(open: &Opener<'_>, file: &str) -> Result<RepoData, ParseError> {
+    parse_arena_chunked(open, CHUNK, file)
+}
+
+/// [`parse_arena`] reading `chunk` bytes at a time (tests give tiny chunks).
+pub fn parse_arena_chunked(
+    open: &Opener<'_>,
+    chunk: usize,
+    file: &str,
+) -> Result<RepoData, ParseError> {
+    // One piece is used as it is (a small document); several are merged.
+    let mut first: Option<RepoData> = None;
+    let mut merger: Option<Merger> = None;
+    let streamed = stream(
+        open,
+        chunk,
+        file,
+        &|p| RepoData::from_packages(&p),
+        &mut |part| match (&mut merger, first.take()) {
+            (Some(m), _) => m.add(&part),
+            (None, None) => first = Some(part),
+            (None, Some(one)) => {
+                let mut m = Merger::default();
+                m.add(&one);
+                drop(one);
+                m.add(&part);
+                merger = Some(m);
+            }
+        },
+    )?;
+    if !streamed {
+        drop((first, merger));
+        let mut doc = Vec::new();
+        open()
+            .and_then(|mut r| r.read_to_end(&mut doc))
+            .map_err(|source| ParseError::Read {
+                file: file.to_owned(),
+                offset: doc.len() as u64,
+                source,
+            })?;
+        return Ok(RepoData::from_packages(&parse_piece(&text(&doc), 0, file)?));
+    }
+    Ok(match merger {
+        Some(m) => m.finish(),
+        None => first.unwrap_or_default(),
     })
+}
+
+/// Reads the document from `open()` in chunks of `chunk` bytes, cuts it into pieces of
+/// [`PIECE`] packages, parses them on worker threads, passes each through `each` there and
+/// hands the results to `take` in document order; at most a few pieces are in flight. A small
+/// document is parsed in one piece. `Ok(false)`: a piece failed or the cut looks wrong, and
+/// the caller parses the whole document in one piece instead (for the error's exact place).
+fn stream<T: Send>(
+    open: &Opener<'_>,
+    chunk: usize,
+    file: &str,
+    each: &(dyn Fn(Vec<Package>) -> T + Sync),
+    take: &mut dyn FnMut(T),
+) -> Result<bool, ParseError> {
+    use std::sync::{Mutex, mpsc};
+    let read_err = |offset: usize, source| ParseError::Read {
+        file: file.to_owned(),
+        offset: offset as u64,
+        source,
+    };
+    let workers = rayon::current_num_threads().max(1);
+    let limit = workers + 1;
+    let mut r = open().map_err(|e| read_err(0, e))?;
+    let mut cutter = Cutter::default();
+    let (job_tx, job_rx) = mpsc::channel::<(usize, usize, Vec<u8>)>();
+    let job_rx = Mutex::new(job_rx);
+    let (res_tx, res_rx) = mpsc::channel::<(usize, Option<T>)>();
+    let cut = std::thread::scope(|sc| -> Result<bool, ParseError> {
+        for _ in 0..workers {
+            let (job_rx, res_tx) = (&job_rx, res_tx.clone());
+            sc.spawn(move || {
+                loop {
+                    let job = job_rx.lock().unwrap().recv();
+                    let Ok((i, base, bytes)) = job else { break };
+                    let parsed = parse_piece(&text(&bytes), base, file).ok();
+                    drop(bytes);
+                    if res_tx.send((i, parsed.map(each))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(res_tx);
+        // results in order: `next` is the piece `take` wants, `ready` those that came early
+        let mut ready = std::collections::BTreeMap::new();
+        let (mut sent, mut next, mut failed) = (0usize, 0usize, false);
+        let mut receive = |block: bool, next: &mut usize, failed: &mut bool| {
+            let got = if block {
+                res_rx.recv().ok()
+            } else {
+                res_rx.try_recv().ok()
+            };
+            match got {
+                Some((i, Some(t))) => {
+                    ready.insert(i, t);
+                }
+                // a failed piece, or (blocking) no worker left
+                Some((_, None)) => *failed = true,
+                None if block => *failed = true,
+                None => return false,
+            }
+            while let Some(t) = ready.remove(&*next) {
+                take(t);
+                *next += 1;
+            }
+            true
+        };
+        let mut buf = vec![0u8; chunk.max(1)];
+        loop {
+            let n = loop {
+                match r.read(&mut buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(read_err(cutter.offset(), e)),
+                }
+            };
+            cutter.push(&buf[..n], n == 0);
+            while let Some((base, piece)) = cutter.piece() {
+                while sent - next >= limit && !failed {
+                    receive(true, &mut next, &mut failed);
+                }
+                if failed {
+                    break;
+                }
+                job_tx.send((sent, base, piece)).unwrap();
+                sent += 1;
+                while receive(false, &mut next, &mut failed) {}
+            }
+            if cutter.eof || failed || cutter.bad {
+                break;
+            }
+        }
+        drop(job_tx);
+        while next < sent && !failed {
+            receive(true, &mut next, &mut failed);
+        }
+        Ok(!failed && !cutter.bad)
+    })?;
+    if !cut {
+        return Ok(false);
+    }
+    if !cutter.cut_any {
+        take(each(parse_piece(&text(&cutter.buf), 0, file)?));
+    }
+    Ok(true)
+}
+
+/// Cuts a document arriving in chunks into pieces of [`PIECE`] packages before `<package`
+/// tags, as `parse` would cut the whole document.
+#[derive(Default)]
+struct Cutter {
+    /// the bytes not yet given away, from document offset `base`
+    buf: Vec<u8>,
+    base: usize,
+    /// `<package` tags in `buf`, and where the search goes on
+    starts: Vec<usize>,
+    scan: usize,
+    eof: bool,
+    cut_any: bool,
+    /// the text before the first package is not a `<metadata>` document's head
+    bad: bool,
+}
+
+impl Cutter {
+    fn offset(&self) -> usize {
+        self.base + self.buf.len()
+    }
+
+    fn push(&mut self, bytes: &[u8], eof: bool) {
+        self.buf.extend_from_slice(bytes);
+        self.eof = eof;
+        let finder = memchr::memmem::Finder::new(b"<package");
+        let mut at = self.scan;
+        while let Some(k) = finder.find(&self.buf[at..]) {
+            let i = at + k;
+            match self.buf.get(i + 8) {
+                None if !eof => {
+                    self.scan = i;
+                    return;
+                }
+                Some(b' ' | b'\t' | b'\n' | b'\r' | b'>') => self.starts.push(i),
+                _ => {}
+            }
+            at = i + 8;
+        }
+        self.scan = at.max(self.buf.len().saturating_sub(7));
+    }
+
+    /// The next whole piece: (document offset, bytes), once the tag after it has arrived, or
+    /// at the end the last one.
+    fn piece(&mut self) -> Option<(usize, Vec<u8>)> {
+        if self.bad {
+            return None;
+        }
+        if self.starts.len() <= PIECE {
+            return if self.eof && self.cut_any && !self.buf.is_empty() {
+                let last = self.last();
+                self.bad = last.is_none();
+                last
+            } else {
+                None
+            };
+        }
+        let (from, to) = (self.starts[0], self.starts[PIECE]);
+        if !self.cut_any && memchr::memmem::find(&self.buf[..from], b"<metadata").is_none() {
+            self.bad = true;
+            return None;
+        }
+        self.cut_any = true;
+        let piece = self.buf[from..to].to_vec();
+        self.buf.drain(..to);
+        self.starts.drain(..PIECE);
+        self.starts.iter_mut().for_each(|s| *s -= to);
+        self.scan -= to;
+        let at = self.base + from;
+        self.base += to;
+        Some((at, piece))
+    }
+
+    /// At the end of a document already cut: its last piece, up to the last `</package>`,
+    /// if only `</metadata>` follows (as in the document's last chunk; a longer tail is not).
+    fn last(&mut self) -> Option<(usize, Vec<u8>)> {
+        const END: &[u8] = b"</package>";
+        let end = memchr::memmem::rfind(&self.buf, END)? + END.len();
+        if text(&self.buf[end..]).trim() != "</metadata>" {
+            return None;
+        }
+        self.buf.truncate(end);
+        self.starts.clear();
+        Some((self.base, std::mem::take(&mut self.buf)))
+    }
 }
 
 /// Parses a whole document or a run of `<package>` elements starting at byte `base` of it.
@@ -335,5 +552,74 @@ mod tests {
         assert_eq!((e.offset, &e.message), (seq.offset, &seq.message));
         let at = d.find("p3000</arch>").unwrap() as u64;
         assert!(e.offset > at && e.offset < at + 40, "{e}");
+    }
+
+    /// The arena as pieces of PIECE packages merged in order (what the parse is defined to give).
+    fn by_pieces(pkgs: &[Package]) -> RepoData {
+        let parts: Vec<RepoData> = pkgs.chunks(PIECE).map(RepoData::from_packages).collect();
+        match parts.len() {
+            1 => parts.into_iter().next().unwrap(),
+            _ => RepoData::merge(&parts.iter().collect::<Vec<_>>()),
+        }
+    }
+
+    #[test]
+    fn the_arena_does_not_depend_on_chunks_or_threads() {
+        let d = doc(5000, None);
+        let want = by_pieces(&parse(d.as_bytes(), "primary.xml").unwrap());
+        let open = || -> std::io::Result<Box<dyn Read + Send + '_>> { Ok(Box::new(d.as_bytes())) };
+        for chunk in [1, 7, 4096, 1 << 20] {
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let got = pool
+                    .install(|| parse_arena_chunked(&open, chunk, "primary.xml"))
+                    .unwrap();
+                assert!(got == want, "chunk {chunk}, {threads} threads");
+            }
+        }
+        // a small document is one piece
+        let small = doc(10, None);
+        let open =
+            || -> std::io::Result<Box<dyn Read + Send + '_>> { Ok(Box::new(small.as_bytes())) };
+        let got = parse_arena_chunked(&open, 3, "primary.xml").unwrap();
+        assert_eq!(got.to_packages(), parse(small.as_bytes(), "p").unwrap());
+    }
+
+    #[test]
+    fn a_streamed_error_names_its_place_in_the_file() {
+        let d = doc(5000, Some(3000));
+        let seq = parse_piece(&d, 0, "primary.xml").unwrap_err();
+        let open = || -> std::io::Result<Box<dyn Read + Send + '_>> { Ok(Box::new(d.as_bytes())) };
+        match parse_arena_chunked(&open, 999, "primary.xml").unwrap_err() {
+            ParseError::Xml(e) => assert_eq!((e.offset, e.message), (seq.offset, seq.message)),
+            e => panic!("{e}"),
+        }
+        // the document cut short: no `</metadata>` after the last package
+        let cut = &d[..d.len() - 20];
+        let open =
+            || -> std::io::Result<Box<dyn Read + Send + '_>> { Ok(Box::new(cut.as_bytes())) };
+        assert!(parse_arena_chunked(&open, 4096, "primary.xml").is_err());
+        // a failing stream names the byte where it stopped
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::other("bad block"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(b' ');
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let open = || -> std::io::Result<Box<dyn Read + Send>> { Ok(Box::new(Failing(5000))) };
+        let e = parse_arena_chunked(&open, 1024, "primary.xml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "primary.xml: reading at byte 5000: bad block"
+        );
     }
 }

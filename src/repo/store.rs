@@ -16,8 +16,8 @@
 
 use crate::cache::{Bucket, Cache};
 use crate::checksum::Checksum;
-use crate::resolve::repodata::RepoData;
 pub use crate::resolve::repodata::StoreError;
+use crate::resolve::repodata::{Mapped, RepoData, Source};
 use std::io::Write;
 
 const MAGIC: &[u8; 8] = b"ELSXPOOL";
@@ -30,13 +30,22 @@ pub fn path(cache: &Cache, primary: &Checksum) -> std::path::PathBuf {
     cache.path(Bucket::Pool, primary)
 }
 
-/// The cached arena of the primary file with checksum `primary`, if a sound entry exists.
-/// A damaged entry is reported, removed and ignored, so the caller parses the XML again.
+/// The cached arena of the primary file with checksum `primary`, if a sound entry exists
+/// (mapped, its arrays used in place). A damaged entry is reported, removed and ignored, so
+/// the caller parses the XML again.
 pub fn load(cache: &Cache, primary: &Checksum) -> Option<RepoData> {
     let p = path(cache, primary);
-    let mut f = std::fs::File::open(&p).ok()?;
-    let size = f.metadata().ok()?.len();
-    match read(&primary.to_string(), &mut f, size) {
+    let f = std::fs::File::open(&p).ok()?;
+    let got = match Mapped::new(&f) {
+        Some(m) => read(
+            &primary.to_string(),
+            &Source::Mapped(std::sync::Arc::new(m)),
+        ),
+        None => fs_err::read(&p)
+            .map_err(|_| StoreError("unreadable"))
+            .and_then(|b| decode(&primary.to_string(), &b)),
+    };
+    match got {
         Ok(d) => Some(d),
         Err(e) => {
             tracing::warn!("{}: {e}; parsing the metadata again", p.display());
@@ -47,49 +56,62 @@ pub fn load(cache: &Cache, primary: &Checksum) -> Option<RepoData> {
 }
 
 /// Stores the arena of the primary file with checksum `primary` (temp file + rename; no
-/// fsync: a torn entry fails its crc32 and is parsed again).
+/// fsync: a torn entry fails its crc32 and is parsed again). Written as it goes, then the
+/// header with the body's length and crc32.
 pub fn save(cache: &Cache, primary: &Checksum, data: &RepoData) -> std::io::Result<()> {
-    let bytes = encode(&primary.to_string(), data);
+    use std::io::{Seek, SeekFrom};
     let mut tmp = cache.temp(Bucket::Pool)?;
-    tmp.write_all(&bytes)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+    w.write_all(&[0u8; HEADER])?;
+    let (len, crc) = data.encode_body(&primary.to_string(), &mut w)?;
+    w.seek(SeekFrom::Start(0))?;
+    w.write_all(&header(len, crc))?;
+    w.flush()?;
+    drop(w);
     tmp.persist(path(cache, primary)).map_err(|e| e.error)?;
     Ok(())
+}
+
+fn header(body_len: u64, crc: u32) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&crc.to_le_bytes());
+    h[16..24].copy_from_slice(&body_len.to_le_bytes());
+    h
 }
 
 /// The binary form of `data`, tagged with `key`.
 pub fn encode(key: &str, data: &RepoData) -> Vec<u8> {
     let mut out = vec![0u8; HEADER];
-    data.encode_body(key, &mut out);
-    let body_len = (out.len() - HEADER) as u64;
-    let crc = crc32fast::hash(&out[HEADER..]);
-    out[..8].copy_from_slice(MAGIC);
-    out[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    out[12..16].copy_from_slice(&crc.to_le_bytes());
-    out[16..24].copy_from_slice(&body_len.to_le_bytes());
+    let (len, crc) = data.encode_body(key, &mut out).expect("writing to memory");
+    out[..HEADER].copy_from_slice(&header(len, crc));
     out
 }
 
 /// Reads what [`encode`] wrote for `key`.
 pub fn decode(key: &str, data: &[u8]) -> Result<RepoData, StoreError> {
-    read(key, &mut &data[..], data.len() as u64)
+    read(key, &Source::Bytes(data))
 }
 
-/// Reads an entry of `size` bytes from `r`: the header, then the arena's arrays straight into
-/// place (no copy of the whole file).
-fn read(key: &str, r: &mut dyn std::io::Read, size: u64) -> Result<RepoData, StoreError> {
-    let mut h = [0u8; HEADER];
-    if size < HEADER as u64 || r.read_exact(&mut h).is_err() || &h[..8] != MAGIC {
+/// Reads an entry: the header, then the arena's arrays (in place when mapped).
+fn read(key: &str, src: &Source<'_>) -> Result<RepoData, StoreError> {
+    let data = match src {
+        Source::Mapped(m) => m.bytes(),
+        Source::Bytes(b) => b,
+    };
+    let Some(h) = data.get(..HEADER).filter(|h| &h[..8] == MAGIC) else {
         return Err(StoreError("not an elsx pool file"));
-    }
+    };
     let word = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().unwrap());
     if word(8) != VERSION {
         return Err(StoreError("written by another version of elsx"));
     }
     let len = u64::from_le_bytes(h[16..24].try_into().unwrap());
-    if size - HEADER as u64 != len {
+    if (data.len() - HEADER) as u64 != len {
         return Err(StoreError("truncated"));
     }
-    RepoData::read_body(key, r, len, word(12))
+    RepoData::from_body(key, src, HEADER, word(12))
 }
 
 #[cfg(test)]

@@ -95,9 +95,13 @@ impl Pool {
         } else {
             RepoData::merge(&repos.iter().map(|r| &r.2).collect::<Vec<_>>())
         };
-        let archs = compatible_archs(arch);
+        // compared as string ids: the arena has each architecture's name once
+        let archs: Vec<u32> = compatible_archs(arch)
+            .iter()
+            .filter_map(|a| data.lookup(a))
+            .collect();
         let considered = (0..data.len())
-            .map(|p| archs.contains(&data.arch(p)))
+            .map(|p| archs.contains(&data.arch_id(p)))
             .collect();
         Pool {
             data,
@@ -202,22 +206,29 @@ impl Pool {
     pub fn providers_of(&self, name: u32, range: Range<'_>) -> Vec<usize> {
         let is_path = self.data.str(name).starts_with('/');
         let mut out: Vec<usize> = Vec::new();
+        // both lists are in package order: only the own-name providers need a merge
         for (p, d) in self.data.what_provides(name) {
-            if !self.considered[p] {
+            if !self.considered[p] || out.last() == Some(&p) {
                 continue;
             }
             let ok = if d == repodata::NONE {
                 is_path
             } else {
-                dep::overlaps(self.data.dep(d).range, range)
+                range.is_none() || dep::overlaps(self.data.dep_range(d), range)
             };
             if ok {
                 out.push(p);
             }
         }
-        out.extend(self.named(name).filter(|&p| self.self_provides(p, range)));
-        out.sort_unstable();
-        out.dedup();
+        let provided = out.len();
+        for p in self.named(name) {
+            if self.self_provides(p, range) && out[..provided].binary_search(&p).is_err() {
+                out.push(p);
+            }
+        }
+        if out.len() > provided && provided > 0 {
+            out.sort_unstable();
+        }
         out
     }
 

@@ -2,7 +2,8 @@
 //! packages and dependencies as fixed-size records, dependency lists as id slices, and the
 //! indexes the solver asks (what provides a name, which packages have a name, the id of a
 //! string) precomputed. The parsed-metadata cache (`repo::store`) writes these arrays as they
-//! are, so a warm run loads a repository with one read, a checksum and a copy per array.
+//! are, so a warm run maps the entry and uses its arrays in place after a checksum and a
+//! bounds check (no copy, no index to build).
 //!
 //! Layout (every array is `u32` unless said; string id `i` is `blob[ends[i - 1]..ends[i]]`):
 //!
@@ -23,7 +24,7 @@
 //! file_wants      file dependencies nothing here provides (string ids, in text order)
 //! ```
 //!
-//! Contract: [`RepoData::decode`] accepts only what [`RepoData::encode`] wrote for the same key
+//! Contract: [`RepoData::from_body`] accepts only what [`RepoData::encode_body`] wrote for the same key
 //! (crc32 over the body) and bounds-checks every id and offset, so no accessor can panic on a
 //! loaded entry; damaged or foreign input is an error, never trusted.
 
@@ -59,21 +60,208 @@ pub struct StoreError(pub &'static str);
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RepoData {
-    blob: String,
-    ends: Vec<u32>,
-    slots: Vec<u32>,
-    pkgs: Vec<u32>,
-    sizes: Vec<u64>,
-    lists: Vec<u32>,
-    items: Vec<u32>,
-    deps: Vec<u32>,
-    prov_off: Vec<u32>,
-    prov: Vec<u32>,
-    name_off: Vec<u32>,
-    names: Vec<u32>,
+    /// the strings' bytes (valid UTF-8: built from strings, or checked when loaded)
+    blob: Arr<u8>,
+    ends: Arr<u32>,
+    slots: Arr<u32>,
+    pkgs: Arr<u32>,
+    sizes: Arr<u64>,
+    lists: Arr<u32>,
+    items: Arr<u32>,
+    deps: Arr<u32>,
+    prov_off: Arr<u32>,
+    prov: Arr<u32>,
+    name_off: Arr<u32>,
+    names: Arr<u32>,
     /// File dependencies (string ids, sorted by text) that no package here provides, by a
     /// provide or a primary file: what filelists.xml would be read for.
-    file_wants: Vec<u32>,
+    file_wants: Arr<u32>,
+}
+
+/// An array of the arena: built in memory, or a view into a mapped cache entry (used in
+/// place: a warm run neither copies nor allocates the arena).
+#[derive(Clone)]
+enum Arr<T: 'static> {
+    Own(Vec<T>),
+    /// `len` elements at byte `at` of the mapping (aligned: checked when made)
+    Map(std::sync::Arc<Mapped>, usize, usize),
+}
+
+impl<T> Default for Arr<T> {
+    fn default() -> Self {
+        Arr::Own(Vec::new())
+    }
+}
+
+impl<T> From<Vec<T>> for Arr<T> {
+    fn from(v: Vec<T>) -> Self {
+        Arr::Own(v)
+    }
+}
+
+impl<T: Copy> Arr<T> {
+    /// The array to build on (a mapped one is copied first).
+    fn v(&mut self) -> &mut Vec<T> {
+        if let Arr::Map(..) = self {
+            *self = Arr::Own(self.to_vec());
+        }
+        match self {
+            Arr::Own(v) => v,
+            Arr::Map(..) => unreachable!(),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Arr<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Arr::Own(v) => v,
+            // SAFETY: `Mapped::arr` made this view only within the mapping and aligned for
+            // T (plain integers, any bit pattern valid); the mapping lives as long as the Arc.
+            Arr::Map(m, at, len) => unsafe {
+                std::slice::from_raw_parts(m.ptr.add(*at).cast::<T>(), *len)
+            },
+        }
+    }
+}
+
+impl<T: PartialEq> PartialEq for Arr<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Eq> Eq for Arr<T> {}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Arr<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// A read-only private mapping of a whole cache entry. Entries are never rewritten in place
+/// (temp file + rename, damaged ones removed), so the mapped bytes stay what was checked.
+pub struct Mapped {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone.
+unsafe impl Send for Mapped {}
+unsafe impl Sync for Mapped {}
+
+impl Mapped {
+    /// Maps the whole of `f` (`None` for an empty file or a failing mmap).
+    pub fn new(f: &std::fs::File) -> Option<Mapped> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(f.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh read-only private mapping of an open file; no Rust reference
+        // aliases it yet.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        (ptr != libc::MAP_FAILED).then_some(Mapped {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` readable bytes for as long as self lives.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmaps what `new` mapped; no view outlives self (each holds the Arc).
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// [`RepoData::merge`] one part at a time, so that the parts need not all be in memory at once
+/// (the streaming parse of primary.xml hands its pieces over as they are parsed).
+#[derive(Default)]
+pub struct Merger {
+    st: Interner,
+    d: RepoData,
+    /// the parts' unprovided files, checked against the whole at the end
+    wants: Vec<String>,
+}
+
+impl Merger {
+    /// Appends a part's packages after those of the parts before.
+    pub fn add(&mut self, part: &RepoData) {
+        let (st, d) = (&mut self.st, &mut self.d);
+        let map: Vec<u32> = (0..part.ends.len() as u32)
+            .map(|i| st.id(part.str(i)))
+            .collect();
+        let m = |i: u32| if i == NONE { NONE } else { map[i as usize] };
+        let dep_base = (d.deps.len() / DEP) as u32;
+        for rec in part.deps.chunks_exact(DEP) {
+            d.deps
+                .v()
+                .extend_from_slice(&[m(rec[0]), rec[1], rec[2], m(rec[3]), m(rec[4])]);
+        }
+        for rec in part.pkgs.chunks_exact(PKG) {
+            d.pkgs.v().extend_from_slice(&[
+                m(rec[0]),
+                m(rec[1]),
+                rec[2],
+                m(rec[3]),
+                m(rec[4]),
+                m(rec[5]),
+                m(rec[6]),
+                rec[7],
+            ]);
+        }
+        d.sizes.v().extend_from_slice(&part.sizes);
+        for p in 0..part.len() {
+            for k in 0..LISTS {
+                d.lists.v().push(d.items.len() as u32);
+                let (a, b) = part.list_bounds(p, k);
+                let items = &part.items[a..b];
+                if k < KINDS {
+                    d.items.v().extend(items.iter().map(|&x| x + dep_base));
+                } else {
+                    d.items.v().extend(items.iter().map(|&x| map[x as usize]));
+                }
+            }
+        }
+        self.wants.extend(part.file_wants().map(str::to_owned));
+    }
+
+    /// The merged arena, indexed.
+    pub fn finish(self) -> RepoData {
+        let mut d = self.d;
+        d.lists.v().push(d.items.len() as u32);
+        d.blob = self.st.blob.into_bytes().into();
+        d.ends = self.st.ends.into();
+        drop(self.st.table);
+        d.index();
+        // what one part wants and no other part provides
+        let mut wants: Vec<u32> = self
+            .wants
+            .iter()
+            .filter_map(|f| d.lookup(f))
+            .filter(|&f| d.what_provides(f).next().is_none())
+            .collect();
+        wants.sort_by(|&a, &b| d.str(a).cmp(d.str(b)));
+        wants.dedup();
+        d.file_wants = wants.into();
+        d
+    }
 }
 
 /// A dependency record, borrowed from the arena.
@@ -115,24 +303,72 @@ fn fnv(s: &[u8]) -> u64 {
 const CMPS: [Cmp; 5] = [Cmp::Lt, Cmp::Le, Cmp::Eq, Cmp::Ge, Cmp::Gt];
 const ALGOS: [Algo; 3] = [Algo::Sha1, Algo::Sha256, Algo::Sha512];
 
-/// Interns strings while building.
+/// Interns strings while building: an open-addressing table of ids whose strings live only in
+/// the blob (no second copy of each string, as a map keyed by owned strings would keep).
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<Box<str>, u32>,
     blob: String,
     ends: Vec<u32>,
+    /// ids (or NONE), a power of two in size, at most half full
+    table: Vec<u32>,
+}
+
+/// A word-at-a-time hash for the interner's private table (FNV's byte loop is slow on the
+/// checksums and paths that make up most of the strings).
+fn quick_hash(s: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = s.len() as u64;
+    let mut words = s.chunks_exact(8);
+    for w in &mut words {
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w.try_into().unwrap())).wrapping_mul(K);
+    }
+    let mut last = [0u8; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K);
+    h ^ (h >> 29)
 }
 
 impl Interner {
+    fn get(&self, i: u32) -> &str {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.blob[start..self.ends[i] as usize]
+    }
+
     fn id(&mut self, s: &str) -> u32 {
-        if let Some(&i) = self.ids.get(s) {
-            return i;
+        if self.ends.len() * 2 >= self.table.len() {
+            self.grow();
+        }
+        let mask = self.table.len() - 1;
+        let mut h = quick_hash(s.as_bytes()) as usize & mask;
+        loop {
+            let i = self.table[h];
+            if i == NONE {
+                break;
+            }
+            if self.get(i) == s {
+                return i;
+            }
+            h = (h + 1) & mask;
         }
         let i = self.ends.len() as u32;
         self.blob.push_str(s);
         self.ends.push(self.blob.len() as u32);
-        self.ids.insert(s.into(), i);
+        self.table[h] = i;
         i
+    }
+
+    fn grow(&mut self) {
+        let size = (self.table.len() * 2).max(64);
+        let mut table = vec![NONE; size];
+        for i in 0..self.ends.len() as u32 {
+            let mut h = quick_hash(self.get(i).as_bytes()) as usize & (size - 1);
+            while table[h] != NONE {
+                h = (h + 1) & (size - 1);
+            }
+            table[h] = i;
+        }
+        self.table = table;
     }
 }
 
@@ -165,9 +401,9 @@ impl RepoData {
         let mut st = Interner::default();
         let mut dt = DepTable::default();
         let mut d = RepoData {
-            pkgs: Vec::with_capacity(pkgs.len() * PKG),
-            sizes: Vec::with_capacity(pkgs.len()),
-            lists: Vec::with_capacity(pkgs.len() * LISTS + 1),
+            pkgs: Vec::with_capacity(pkgs.len() * PKG).into(),
+            sizes: Vec::with_capacity(pkgs.len()).into(),
+            lists: Vec::with_capacity(pkgs.len() * LISTS + 1).into(),
             ..RepoData::default()
         };
         let evr_words = |st: &mut Interner, e: &Evr| {
@@ -179,7 +415,7 @@ impl RepoData {
         };
         for p in pkgs {
             let (ep, v, r) = evr_words(&mut st, &p.evr);
-            d.pkgs.extend_from_slice(&[
+            d.pkgs.v().extend_from_slice(&[
                 st.id(&p.name),
                 st.id(&p.arch),
                 ep,
@@ -189,7 +425,7 @@ impl RepoData {
                 st.id(&p.checksum.hex),
                 ALGOS.iter().position(|&a| a == p.checksum.algo).unwrap() as u32,
             ]);
-            d.sizes.push(p.size);
+            d.sizes.v().push(p.size);
             for list in [
                 &p.provides,
                 &p.requires,
@@ -200,7 +436,7 @@ impl RepoData {
                 &p.suggests,
                 &p.enhances,
             ] {
-                d.lists.push(d.items.len() as u32);
+                d.lists.v().push(d.items.len() as u32);
                 for dep in list {
                     let name = st.id(&dep.name);
                     let rec = match &dep.range {
@@ -211,80 +447,36 @@ impl RepoData {
                             [name, c, ep, v, r]
                         }
                     };
-                    d.items.push(dt.id(rec));
+                    d.items.v().push(dt.id(rec));
                 }
             }
-            d.lists.push(d.items.len() as u32);
+            d.lists.v().push(d.items.len() as u32);
             for f in &p.files {
-                d.items.push(st.id(f));
+                d.items.v().push(st.id(f));
             }
         }
-        d.lists.push(d.items.len() as u32);
-        d.blob = st.blob;
-        d.ends = st.ends;
-        d.deps = dt.words;
+        d.lists.v().push(d.items.len() as u32);
+        d.blob = st.blob.into_bytes().into();
+        d.ends = st.ends.into();
+        d.deps = dt.words.into();
         d.index();
         let wants = d.unprovided_files();
-        d.file_wants = wants.iter().filter_map(|f| d.lookup(f)).collect();
+        d.file_wants = wants
+            .iter()
+            .filter_map(|f| d.lookup(f))
+            .collect::<Vec<_>>()
+            .into();
         d
     }
 
     /// One arena for several repositories, in order (their packages are renumbered after the
     /// packages of the ones before).
     pub fn merge(parts: &[&RepoData]) -> RepoData {
-        let mut st = Interner::default();
-        let mut d = RepoData::default();
+        let mut m = Merger::default();
         for part in parts {
-            let map: Vec<u32> = (0..part.ends.len() as u32)
-                .map(|i| st.id(part.str(i)))
-                .collect();
-            let m = |i: u32| if i == NONE { NONE } else { map[i as usize] };
-            let dep_base = (d.deps.len() / DEP) as u32;
-            for rec in part.deps.chunks_exact(DEP) {
-                d.deps
-                    .extend_from_slice(&[m(rec[0]), rec[1], rec[2], m(rec[3]), m(rec[4])]);
-            }
-            for rec in part.pkgs.chunks_exact(PKG) {
-                d.pkgs.extend_from_slice(&[
-                    m(rec[0]),
-                    m(rec[1]),
-                    rec[2],
-                    m(rec[3]),
-                    m(rec[4]),
-                    m(rec[5]),
-                    m(rec[6]),
-                    rec[7],
-                ]);
-            }
-            d.sizes.extend_from_slice(&part.sizes);
-            for p in 0..part.len() {
-                for k in 0..LISTS {
-                    d.lists.push(d.items.len() as u32);
-                    let (a, b) = part.list_bounds(p, k);
-                    let items = &part.items[a..b];
-                    if k < KINDS {
-                        d.items.extend(items.iter().map(|&x| x + dep_base));
-                    } else {
-                        d.items.extend(items.iter().map(|&x| map[x as usize]));
-                    }
-                }
-            }
+            m.add(part);
         }
-        d.lists.push(d.items.len() as u32);
-        d.blob = st.blob;
-        d.ends = st.ends;
-        d.index();
-        // what one part wants and no other part provides
-        let mut wants: Vec<u32> = parts
-            .iter()
-            .flat_map(|p| p.file_wants())
-            .filter_map(|f| d.lookup(f))
-            .filter(|&f| d.what_provides(f).next().is_none())
-            .collect();
-        wants.sort_by(|&a, &b| d.str(a).cmp(d.str(b)));
-        wants.dedup();
-        d.file_wants = wants;
-        d
+        m.finish()
     }
 
     /// The file dependencies (plain, or inside rich ones) of requires, conflicts, obsoletes,
@@ -360,15 +552,16 @@ impl RepoData {
     fn index(&mut self) {
         let nstr = self.ends.len();
         let size = (nstr * 2).next_power_of_two().max(16);
-        self.slots = vec![NONE; size];
+        let mut slots = vec![NONE; size];
         let mask = size - 1;
         for i in 0..nstr as u32 {
             let mut h = fnv(self.str(i).as_bytes()) as usize & mask;
-            while self.slots[h] != NONE {
+            while slots[h] != NONE {
                 h = (h + 1) & mask;
             }
-            self.slots[h] = i;
+            slots[h] = i;
         }
+        self.slots = slots.into();
         // counting sort: provides (and files) by name, packages by name
         let n = self.len();
         let mut pcount = vec![0u32; nstr + 1];
@@ -406,10 +599,10 @@ impl RepoData {
                 put(f as usize, NONE);
             }
         }
-        self.prov_off = pcount;
-        self.prov = prov;
-        self.name_off = ncount;
-        self.names = names;
+        self.prov_off = pcount.into();
+        self.prov = prov.into();
+        self.name_off = ncount.into();
+        self.names = names.into();
     }
 
     pub fn len(&self) -> usize {
@@ -423,8 +616,10 @@ impl RepoData {
     pub fn str(&self, i: u32) -> &str {
         let i = i as usize;
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        // `check` made sure every end is a char boundary
-        &self.blob[start..self.ends[i] as usize]
+        let b = &self.blob[start..self.ends[i] as usize];
+        // SAFETY: the blob is valid UTF-8 and every end a char boundary (built from strings,
+        // or a loaded entry's `check`).
+        unsafe { std::str::from_utf8_unchecked(b) }
     }
 
     /// The id of a string, if the arena has it.
@@ -458,6 +653,10 @@ impl RepoData {
 
     pub fn arch(&self, p: usize) -> &str {
         self.str(self.pkgs[p * PKG + 1])
+    }
+
+    pub fn arch_id(&self, p: usize) -> u32 {
+        self.pkgs[p * PKG + 1]
     }
 
     fn evr_of(&self, ep: u32, v: u32, r: u32) -> EvrRef<'_> {
@@ -494,12 +693,18 @@ impl RepoData {
     }
 
     pub fn dep(&self, d: u32) -> DepRef<'_> {
-        let r = &self.deps[d as usize * DEP..d as usize * DEP + DEP];
+        let name_id = self.deps[d as usize * DEP];
         DepRef {
-            name_id: r[0],
-            name: self.str(r[0]),
-            range: (r[1] != 0).then(|| (CMPS[r[1] as usize - 1], self.evr_of(r[2], r[3], r[4]))),
+            name_id,
+            name: self.str(name_id),
+            range: self.dep_range(d),
         }
+    }
+
+    /// The version range of dependency `d` (its name left out).
+    pub fn dep_range(&self, d: u32) -> Range<'_> {
+        let r = &self.deps[d as usize * DEP..d as usize * DEP + DEP];
+        (r[1] != 0).then(|| (CMPS[r[1] as usize - 1], self.evr_of(r[2], r[3], r[4])))
     }
 
     pub fn dep_name_id(&self, d: u32) -> u32 {
@@ -568,7 +773,7 @@ impl RepoData {
     // ---- the cache format -------------------------------------------------------------------
 
     /// The u32 arrays in file order.
-    fn u32_sections(&self) -> [&Vec<u32>; 11] {
+    fn u32_sections(&self) -> [&Arr<u32>; 11] {
         [
             &self.ends,
             &self.slots,
@@ -585,62 +790,81 @@ impl RepoData {
     }
 
     /// The body of a cache entry: the key, the blob, the sizes, then the u32 arrays, each as a
-    /// u64 length (in elements) and its little-endian elements, padded to 8 bytes.
-    pub fn encode_body(&self, key: &str, out: &mut Vec<u8>) {
-        let put_len =
-            |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u64).to_le_bytes());
-        let pad = |out: &mut Vec<u8>| out.resize(out.len().next_multiple_of(8), 0);
-        put_len(out, key.len());
-        out.extend_from_slice(key.as_bytes());
-        pad(out);
-        put_len(out, self.blob.len());
-        out.extend_from_slice(self.blob.as_bytes());
-        pad(out);
-        put_len(out, self.sizes.len());
-        for s in &self.sizes {
-            out.extend_from_slice(&s.to_le_bytes());
-        }
-        for sec in self.u32_sections() {
-            put_len(out, sec.len());
-            out.reserve(sec.len() * 4);
-            for w in sec.iter() {
-                out.extend_from_slice(&w.to_le_bytes());
-            }
-            pad(out);
-        }
-    }
-
-    /// Reads a body of `len` bytes that [`RepoData::encode_body`] wrote for `key` straight into
-    /// the arrays (one read each), checks its crc32 against `crc`, then every id and offset.
-    pub fn read_body(
+    /// u64 length (in elements) and its little-endian elements, padded to 8 bytes. Written
+    /// as it goes (no copy of the whole body); returns its length and crc32.
+    pub fn encode_body(
+        &self,
         key: &str,
-        r: &mut dyn std::io::Read,
-        len: u64,
-        crc: u32,
-    ) -> Result<RepoData, StoreError> {
-        let mut b = BodyReader {
-            r,
-            left: len,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<(u64, u32)> {
+        let mut w = BodyWriter {
+            w: out,
+            n: 0,
             crc: crc32fast::Hasher::new(),
         };
-        if b.bytes(1)? != key.as_bytes() {
+        w.section(1, key.as_bytes())?;
+        w.section(1, &self.blob)?;
+        w.put(&(self.sizes.len() as u64).to_le_bytes())?;
+        for s in self.sizes.iter() {
+            w.put(&s.to_le_bytes())?;
+        }
+        for sec in self.u32_sections() {
+            if cfg!(target_endian = "little") {
+                w.section(4, zerocopy::IntoBytes::as_bytes(&**sec))?;
+            } else {
+                let le: Vec<u8> = sec.iter().flat_map(|w| w.to_le_bytes()).collect();
+                w.section(4, &le)?;
+            }
+        }
+        Ok((w.n, w.crc.finalize()))
+    }
+
+    /// Reads a body that [`RepoData::encode_body`] wrote for `key`, at byte `at` of `src`
+    /// (a mapped entry, whose arrays are then used in place, or bytes that are copied), after
+    /// checking its crc32 against `crc`, then every id and offset.
+    pub fn from_body(
+        key: &str,
+        src: &Source<'_>,
+        at: usize,
+        crc: u32,
+    ) -> Result<RepoData, StoreError> {
+        let all = src.bytes();
+        let body = all.get(at..).ok_or(TRUNCATED)?;
+        if crc32fast::hash(body) != crc {
+            return Err(StoreError("checksum mismatch (damaged)"));
+        }
+        let mut pos = at;
+        // a section: its length in elements of `width` bytes, its bytes, padding to 8 bytes
+        let mut section = |width: usize| -> Result<(usize, usize), StoreError> {
+            let n = all.get(pos..pos + 8).ok_or(TRUNCATED)?;
+            let n = u64::from_le_bytes(n.try_into().unwrap());
+            let bytes = usize::try_from(n)
+                .ok()
+                .and_then(|n| n.checked_mul(width))
+                .filter(|&b| b <= all.len() - pos - 8)
+                .ok_or(TRUNCATED)?;
+            let start = pos + 8;
+            pos = (start + bytes).next_multiple_of(8);
+            if pos > all.len() || all[start + bytes..pos].iter().any(|&b| b != 0) {
+                return Err(TRUNCATED);
+            }
+            Ok((start, bytes / width))
+        };
+        let (k, n) = section(1)?;
+        if &all[k..k + n] != key.as_bytes() {
             return Err(StoreError("made for other metadata"));
         }
-        let blob = String::from_utf8(b.bytes(1)?).map_err(|_| StoreError("bad UTF-8"))?;
-        let sizes: Vec<u64> = b
-            .bytes(8)?
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        let mut secs: Vec<Vec<u32>> = Vec::with_capacity(11);
+        let (b, n) = section(1)?;
+        let blob = src.arr::<u8>(b, n);
+        let (z, n) = section(8)?;
+        let sizes = src.arr::<u64>(z, n);
+        let mut secs = Vec::with_capacity(11);
         for _ in 0..11 {
-            secs.push(b.words()?);
+            let (w, n) = section(4)?;
+            secs.push(src.arr::<u32>(w, n));
         }
-        if b.left != 0 {
+        if pos != all.len() {
             return Err(StoreError("trailing bytes"));
-        }
-        if b.crc.finalize() != crc {
-            return Err(StoreError("checksum mismatch (damaged)"));
         }
         let mut it = secs.into_iter();
         let mut next = || it.next().unwrap();
@@ -663,74 +887,81 @@ impl RepoData {
         Ok(d)
     }
 
-    /// Every id and offset within bounds, every string valid UTF-8.
+    /// Every id and offset within bounds, every string valid UTF-8 (whole slices folded
+    /// without early exits, so the loops vectorize: a warm run checks millions of words).
     fn check(&self) -> Result<(), StoreError> {
         let bad = |what| Err(StoreError(what));
-        let s = &self.blob;
-        let mut prev = 0u32;
-        for &e in &self.ends {
-            if e < prev || e as usize > s.len() || !s.is_char_boundary(e as usize) {
-                return bad("bad string table");
-            }
+        let blob = &self.blob;
+        if std::str::from_utf8(blob).is_err() {
+            return bad("bad UTF-8");
+        }
+        let (mut ok, mut prev) = (true, 0u32);
+        for &e in self.ends.iter() {
+            ok &= e >= prev && (e as usize) <= blob.len();
             prev = e;
         }
+        // ends within the blob and rising: now each must be a char boundary
+        if !ok
+            || !self
+                .ends
+                .iter()
+                .all(|&e| blob.get(e as usize).is_none_or(|&b| (b as i8) >= -0x40))
+        {
+            return bad("bad string table");
+        }
         let nstr = self.ends.len() as u32;
-        let sid = |i: u32| i < nstr;
-        let sid_or_none = |i: u32| i < nstr || i == NONE;
-        if !self.slots.len().is_power_of_two() || !self.slots.iter().all(|&i| sid_or_none(i)) {
+        let below = |v: &[u32], limit: u32| v.iter().fold(true, |ok, &x| ok & (x < limit));
+        let below_or_none = |v: &[u32], limit: u32| {
+            v.iter()
+                .fold(true, |ok, &x| ok & ((x < limit) | (x == NONE)))
+        };
+        if !self.slots.len().is_power_of_two() || !below_or_none(&self.slots, nstr) {
             return bad("bad hash table");
         }
         let n = self.sizes.len();
         if self.pkgs.len() != n * PKG || self.lists.len() != n * LISTS + 1 {
             return bad("bad package table");
         }
+        let mut ok = true;
         for r in self.pkgs.chunks_exact(PKG) {
-            let ok = sid(r[0])
-                && sid(r[1])
-                && sid(r[3])
-                && sid_or_none(r[4])
-                && sid(r[5])
-                && sid(r[6])
-                && (r[7] as usize) < ALGOS.len();
-            if !ok {
-                return bad("bad package record");
-            }
+            ok &= (r[0] < nstr)
+                & (r[1] < nstr)
+                & (r[3] < nstr)
+                & ((r[4] < nstr) | (r[4] == NONE))
+                & (r[5] < nstr)
+                & (r[6] < nstr)
+                & ((r[7] as usize) < ALGOS.len());
+        }
+        if !ok {
+            return bad("bad package record");
         }
         if !self.deps.len().is_multiple_of(DEP) {
             return bad("bad dependency table");
         }
         let ndeps = (self.deps.len() / DEP) as u32;
+        let mut ok = true;
         for r in self.deps.chunks_exact(DEP) {
-            let ok = sid(r[0])
-                && r[1] as usize <= CMPS.len()
-                && (r[1] == 0 || (sid(r[3]) && sid_or_none(r[4])));
-            if !ok {
-                return bad("bad dependency record");
-            }
+            ok &= (r[0] < nstr)
+                & (r[1] as usize <= CMPS.len())
+                & ((r[1] == 0) | ((r[3] < nstr) & ((r[4] < nstr) | (r[4] == NONE))));
         }
-        let mut prev = 0u32;
-        for (i, &o) in self.lists.iter().enumerate() {
-            if o < prev || o as usize > self.items.len() {
-                return bad("bad list offsets");
-            }
+        if !ok {
+            return bad("bad dependency record");
+        }
+        let (mut ok, mut prev) = (true, 0u32);
+        for &o in self.lists.iter() {
+            ok &= o >= prev;
             prev = o;
-            if i + 1 < self.lists.len() {
-                let limit = if i % LISTS == KINDS { nstr } else { ndeps };
-                let end = self.lists[i + 1].min(self.items.len() as u32);
-                if self.items[o as usize..end.max(o) as usize]
-                    .iter()
-                    .any(|&x| x >= limit)
-                {
-                    return bad("bad list item");
-                }
-            }
         }
-        if self
-            .lists
-            .last()
-            .is_some_and(|&e| e as usize != self.items.len())
-        {
+        if !ok || prev as usize != self.items.len() {
             return bad("bad list offsets");
+        }
+        // each package's dependency lists, then its files: one run of items each
+        for l in self.lists.windows(LISTS + 1).step_by(LISTS) {
+            let (a, f, e) = (l[0] as usize, l[KINDS] as usize, l[LISTS] as usize);
+            if !below(&self.items[a..f], ndeps) || !below(&self.items[f..e], nstr) {
+                return bad("bad list item");
+            }
         }
         for (off, vals, width) in [
             (&self.prov_off, &self.prov, 2usize),
@@ -739,84 +970,94 @@ impl RepoData {
             if off.len() != nstr as usize + 1 || !vals.len().is_multiple_of(width) {
                 return bad("bad index");
             }
-            let mut prev = 0u32;
+            let (mut ok, mut prev) = (true, 0u32);
             for &o in off.iter() {
-                if o < prev || o as usize * width > vals.len() {
-                    return bad("bad index");
-                }
+                ok &= o >= prev;
                 prev = o;
             }
-            if off
-                .last()
-                .is_some_and(|&e| e as usize * width != vals.len())
-            {
+            if !ok || prev as usize * width != vals.len() {
                 return bad("bad index");
             }
-            for c in vals.chunks_exact(width) {
-                if c[0] as usize >= n || (width == 2 && c[1] != NONE && c[1] >= ndeps) {
-                    return bad("bad index entry");
-                }
+            let ok = if width == 2 {
+                vals.chunks_exact(2).fold(true, |ok, c| {
+                    ok & ((c[0] as usize) < n) & ((c[1] < ndeps) | (c[1] == NONE))
+                })
+            } else {
+                below(vals, n as u32)
+            };
+            if !ok {
+                return bad("bad index entry");
             }
         }
         Ok(())
     }
 }
 
-/// Reads a body section by section, hashing what it reads and never past the body's length.
-struct BodyReader<'r> {
-    r: &'r mut dyn std::io::Read,
-    left: u64,
-    crc: crc32fast::Hasher,
+/// Where a cache entry's bytes are: a mapping (arrays used in place) or memory (copied).
+pub enum Source<'a> {
+    Mapped(std::sync::Arc<Mapped>),
+    Bytes(&'a [u8]),
+}
+
+impl Source<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Source::Mapped(m) => m.bytes(),
+            Source::Bytes(b) => b,
+        }
+    }
+
+    /// `n` little-endian elements at byte `at`: a view into a mapping when aligned (and the
+    /// machine is little-endian), else a copy.
+    fn arr<T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable + Copy>(
+        &self,
+        at: usize,
+        n: usize,
+    ) -> Arr<T> {
+        let size = std::mem::size_of::<T>();
+        if let Source::Mapped(m) = self
+            && cfg!(target_endian = "little")
+            && (m.ptr as usize + at).is_multiple_of(std::mem::align_of::<T>())
+        {
+            return Arr::Map(m.clone(), at, n);
+        }
+        let bytes = &self.bytes()[at..at + n * size];
+        let mut v: Vec<T> = Vec::with_capacity(n);
+        for c in bytes.chunks_exact(size) {
+            let mut x = T::read_from_bytes(c).unwrap();
+            if cfg!(target_endian = "big") {
+                x.as_mut_bytes().reverse();
+            }
+            v.push(x);
+        }
+        Arr::Own(v)
+    }
 }
 
 const TRUNCATED: StoreError = StoreError("truncated");
 
-impl BodyReader<'_> {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), StoreError> {
-        let n = buf.len() as u64;
-        if n > self.left {
-            return Err(TRUNCATED);
-        }
-        self.r.read_exact(buf).map_err(|_| TRUNCATED)?;
-        self.crc.update(buf);
-        self.left -= n;
+/// Writes a body, counting and hashing what it writes.
+struct BodyWriter<'w> {
+    w: &'w mut dyn std::io::Write,
+    n: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl BodyWriter<'_> {
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.w.write_all(b)?;
+        self.crc.update(b);
+        self.n += b.len() as u64;
         Ok(())
     }
 
-    /// A section's length in bytes (elements of `width` bytes), bounded by what is left.
-    fn len(&mut self, width: u64) -> Result<usize, StoreError> {
-        let mut lb = [0u8; 8];
-        self.fill(&mut lb)?;
-        let n = u64::from_le_bytes(lb).checked_mul(width).ok_or(TRUNCATED)?;
-        if n > self.left {
-            return Err(TRUNCATED);
-        }
-        Ok(n as usize)
-    }
-
-    fn pad(&mut self, n: usize) -> Result<(), StoreError> {
-        let mut z = [0u8; 8];
-        let k = n.next_multiple_of(8) - n;
-        self.fill(&mut z[..k])
-    }
-
-    fn bytes(&mut self, width: u64) -> Result<Vec<u8>, StoreError> {
-        let n = self.len(width)?;
-        let mut v = vec![0u8; n];
-        self.fill(&mut v)?;
-        self.pad(n)?;
-        Ok(v)
-    }
-
-    fn words(&mut self) -> Result<Vec<u32>, StoreError> {
-        let n = self.len(4)?;
-        let mut v = vec![0u32; n / 4];
-        self.fill(zerocopy::IntoBytes::as_mut_bytes(v.as_mut_slice()))?;
-        if cfg!(target_endian = "big") {
-            v.iter_mut().for_each(|w| *w = u32::from_le(*w));
-        }
-        self.pad(n)?;
-        Ok(v)
+    /// A section of elements `width` bytes wide: its length in elements, its bytes, padding
+    /// to 8 bytes.
+    fn section(&mut self, width: usize, b: &[u8]) -> std::io::Result<()> {
+        self.put(&((b.len() / width) as u64).to_le_bytes())?;
+        self.put(b)?;
+        let pad = b.len().next_multiple_of(8) - b.len();
+        self.put(&[0u8; 8][..pad])
     }
 }
 
@@ -859,13 +1100,13 @@ mod tests {
         assert_eq!(m.to_packages(), vec![a.clone(), b.clone(), a, b]);
         assert_eq!(m.what_provides(m.lookup("liba").unwrap()).count(), 4);
         let mut body = Vec::new();
-        m.encode_body("k", &mut body);
-        let (len, crc) = (body.len() as u64, crc32fast::hash(&body));
+        let (len, crc) = m.encode_body("k", &mut body).unwrap();
+        assert_eq!((len, crc), (body.len() as u64, crc32fast::hash(&body)));
         assert_eq!(
-            RepoData::read_body("k", &mut &body[..], len, crc).unwrap(),
+            RepoData::from_body("k", &Source::Bytes(&body), 0, crc).unwrap(),
             m
         );
-        assert!(RepoData::read_body("j", &mut &body[..], len, crc).is_err());
-        assert!(RepoData::read_body("k", &mut &body[..], len, crc ^ 1).is_err());
+        assert!(RepoData::from_body("j", &Source::Bytes(&body), 0, crc).is_err());
+        assert!(RepoData::from_body("k", &Source::Bytes(&body), 0, crc ^ 1).is_err());
     }
 }

@@ -31,11 +31,12 @@ const MAX_BLOCKS: usize = 4096;
 /// Memoized provider lists of one pool, by dependency id.
 pub struct Providers<'p> {
     pub pool: &'p Pool,
-    cache: HashMap<u32, Vec<usize>>,
-    rich: HashMap<u32, Option<Rich>>,
+    /// `None`: always satisfied
+    cache: HashMap<u32, Option<Vec<usize>>, IdHash>,
+    rich: HashMap<u32, Option<Rich>, IdHash>,
     /// Providers of rich dependencies that are one list of alternatives (see
     /// [`Providers::alternatives`]), `None` for complex or malformed ones.
-    flat: HashMap<u32, Option<Vec<usize>>>,
+    flat: HashMap<u32, Option<Vec<usize>>, IdHash>,
 }
 
 /// A dependency's providers as libsolv looks them up (`FOR_PROVIDES`).
@@ -49,13 +50,45 @@ pub enum Alternatives<'a> {
     Complex,
 }
 
+/// Hashes the u32 ids the caches are keyed by with one multiplication (SipHash, the default,
+/// costs more than the lookups it serves; the keys are ours, not an attacker's).
+#[derive(Clone, Copy, Default)]
+pub struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 impl<'p> Providers<'p> {
     pub fn new(pool: &'p Pool) -> Providers<'p> {
         Providers {
             pool,
-            cache: HashMap::new(),
-            rich: HashMap::new(),
-            flat: HashMap::new(),
+            cache: HashMap::default(),
+            rich: HashMap::default(),
+            flat: HashMap::default(),
         }
     }
 
@@ -68,15 +101,13 @@ impl<'p> Providers<'p> {
     /// (`rpmlib(...)`, a feature of the rpm that installs).
     pub fn simple(&mut self, d: u32) -> Option<&[usize]> {
         let pool = self.pool;
-        let r = pool.dep(d);
-        if r.name.starts_with("rpmlib(") {
-            return None;
-        }
-        Some(
-            self.cache
-                .entry(d)
-                .or_insert_with(|| pool.providers_of(r.name_id, r.range)),
-        )
+        self.cache
+            .entry(d)
+            .or_insert_with(|| {
+                let r = pool.dep(d);
+                (!r.name.starts_with("rpmlib(")).then(|| pool.providers_of(r.name_id, r.range))
+            })
+            .as_deref()
     }
 
     /// Dependency `d`'s providers when it is one list of alternatives (cached by id).
