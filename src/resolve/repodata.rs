@@ -793,6 +793,11 @@ impl RepoData {
         [self.solv_strs[p * 2], self.solv_strs[p * 2 + 1]]
     }
 
+    /// How many strings the arena has.
+    pub fn str_count(&self) -> usize {
+        self.ends.len()
+    }
+
     /// How many dependency records the arena has.
     pub fn dep_count(&self) -> usize {
         self.deps.len() / DEP

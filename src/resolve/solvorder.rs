@@ -40,11 +40,14 @@ pub fn recommends_rank(d: &RepoData, repos: &[std::ops::Range<usize>]) -> Vec<u3
     rank
 }
 
-/// A string or a relation of libsolv's pool, as the writer numbers them.
+/// A string or a relation of libsolv's pool, as the writer numbers them. Strings are the
+/// arena's ids, then ids after them for strings only rich dependencies spell out; a version
+/// the arena has in parts is its (epoch, version, release) words.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Node {
     Str(u32),
     Rel(u32),
+    Evr(u32, u32, u32),
 }
 
 /// libsolv's comparison flags (`REL_GT` 1, `REL_EQ` 2, `REL_LT` 4) and rich operators, as
@@ -69,26 +72,74 @@ const OP_ELSE: u8 = 19;
 const OP_UNLESS: u8 = 20;
 
 /// The strings and relations one repository's `.solv` writer counts, with their need.
-#[derive(Default)]
-struct Counts {
-    strs: HashMap<String, u32>,
-    texts: Vec<String>,
+struct Counts<'a> {
+    d: &'a RepoData,
+    /// strings the arena does not have, numbered from its string count on
+    strs: HashMap<&'a str, u32>,
+    texts: Vec<&'a str>,
     str_need: Vec<u32>,
     rels: HashMap<(Node, u8, Node), u32>,
     parts: Vec<(Node, Node)>,
     rel_need: Vec<u32>,
 }
 
-impl Counts {
-    fn s(&mut self, text: &str) -> Node {
+impl<'a> Counts<'a> {
+    fn new(d: &'a RepoData) -> Self {
+        Counts {
+            d,
+            strs: HashMap::new(),
+            texts: Vec::new(),
+            str_need: vec![0; d.str_count()],
+            rels: HashMap::new(),
+            parts: Vec::new(),
+            rel_need: Vec::new(),
+        }
+    }
+
+    fn text(&self, i: u32) -> &'a str {
+        let n = self.d.str_count() as u32;
+        if i < n {
+            self.d.str(i)
+        } else {
+            self.texts[(i - n) as usize]
+        }
+    }
+
+    fn s(&mut self, text: &'a str) -> Node {
+        if let Some(i) = self.d.lookup(text) {
+            return Node::Str(i);
+        }
         if let Some(&i) = self.strs.get(text) {
             return Node::Str(i);
         }
-        let i = self.texts.len() as u32;
-        self.strs.insert(text.to_owned(), i);
-        self.texts.push(text.to_owned());
+        let i = self.str_need.len() as u32;
+        self.strs.insert(text, i);
+        self.texts.push(text);
         self.str_need.push(0);
         Node::Str(i)
+    }
+
+    /// A version as the arena keeps it when it has its parts (`e:v-r`, epoch 0 left out).
+    fn evr(&mut self, text: &'a str) -> Node {
+        let (e, rest) = match text.split_once(':') {
+            Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
+                (e.parse::<u32>().ok().map(|e| e + 1), rest)
+            }
+            _ => (Some(0), text),
+        };
+        let (v, r) = match rest.rsplit_once('-') {
+            Some((v, r)) => (v, Some(r)),
+            None => (rest, None),
+        };
+        let ids = (
+            e,
+            self.d.lookup(v),
+            r.map_or(Some(NONE), |r| self.d.lookup(r)),
+        );
+        match ids {
+            (Some(e), Some(v), Some(r)) => Node::Evr(if e == 1 { 0 } else { e }, v, r),
+            _ => self.s(text),
+        }
     }
 
     /// libsolv's `pool_rel2id`: each distinct relation once, numbered as made.
@@ -106,16 +157,19 @@ impl Counts {
         match n {
             Node::Str(i) => self.str_need[i as usize] += 1,
             Node::Rel(i) => self.rel_need[i as usize] += 1,
+            Node::Evr(..) => {}
         }
     }
 
     /// A dependency as libsolv's rpm-md parser makes it: a name, a relation to a version,
     /// or a rich dependency (`pool_parserpmrichdep`; one it cannot parse stays a name).
-    fn dep(&mut self, d: &RepoData, x: u32) -> Node {
+    fn dep(&mut self, x: u32) -> Node {
+        let d = self.d;
         let r = d.dep(x);
-        if let Some((c, evr)) = r.range {
-            let name = self.s(r.name);
-            let evr = self.s(&evr.to_string());
+        if let Some((c, _)) = r.range {
+            let name = Node::Str(r.name_id);
+            let w = d.dep_record(x);
+            let evr = Node::Evr(if w[2] == 1 { 0 } else { w[2] }, w[3], w[4]);
             return self.rel(name, cmp_code(c), evr);
         }
         if r.name.starts_with('(') {
@@ -130,7 +184,7 @@ impl Counts {
     }
 
     /// libsolv's `parseRichDep`: `a op b op c` nests to the right, `(a op (b op c))`.
-    fn rich(&mut self, t: &[u8], at: &mut usize, chain: u8) -> Option<Node> {
+    fn rich(&mut self, t: &'a [u8], at: &mut usize, chain: u8) -> Option<Node> {
         let text = |a: usize, b: usize| std::str::from_utf8(&t[a..b]).unwrap_or("");
         let mut p = *at;
         let spaces = |p: &mut usize| {
@@ -176,7 +230,7 @@ impl Counts {
                     if n == p {
                         return None;
                     }
-                    let evr = self.s(text(n, p));
+                    let evr = self.evr(text(n, p));
                     id = self.rel(id, fl, evr);
                 }
                 id
@@ -231,25 +285,24 @@ fn word_end(t: &[u8], mut p: usize) -> usize {
 }
 
 fn rank_repo(d: &RepoData, pkgs: std::ops::Range<usize>, rank: &mut [u32]) {
-    let mut c = Counts::default();
-    let mut node: HashMap<u32, Node> = HashMap::new();
+    let mut c = Counts::new(d);
+    let mut node: Vec<Option<Node>> = vec![None; d.dep_count()];
     for p in pkgs.clone() {
         for s in [d.name_id(p), d.arch_id(p)]
             .into_iter()
             .chain(d.solv_strs(p))
         {
             if s != NONE {
-                let n = c.s(d.str(s));
-                c.bump(n);
+                c.str_need[s as usize] += 1;
             }
         }
         for k in KIND_LIST {
             for &x in d.deps(p, k) {
-                let n = match node.get(&x) {
-                    Some(&n) => n,
+                let n = match node[x as usize] {
+                    Some(n) => n,
                     None => {
-                        let n = c.dep(d, x);
-                        node.insert(x, n);
+                        let n = c.dep(x);
+                        node[x as usize] = Some(n);
                         n
                     }
                 };
@@ -267,6 +320,7 @@ fn rank_repo(d: &RepoData, pkgs: std::ops::Range<usize>, rank: &mut [u32]) {
         for part in [a, b] {
             match part {
                 Node::Str(s) => c.str_need[s as usize] += 1,
+                Node::Evr(..) => {}
                 Node::Rel(q) => {
                     let q = q as usize;
                     c.rel_need[q] = c.rel_need[q].max(need + 1);
@@ -281,17 +335,18 @@ fn rank_repo(d: &RepoData, pkgs: std::ops::Range<usize>, rank: &mut [u32]) {
         if recs.len() < 2 {
             continue;
         }
-        for x in recs {
-            match node[x] {
-                Node::Str(s) => strs.push((s, *x)),
-                Node::Rel(r) => rels.push((r, *x)),
+        for &x in recs {
+            match node[x as usize] {
+                Some(Node::Rel(r)) => rels.push((r, x)),
+                Some(Node::Str(s)) => strs.push((s, x)),
+                _ => {}
             }
         }
     }
     strs.sort_unstable_by(|a, b| {
         let (na, nb) = (c.str_need[a.0 as usize], c.str_need[b.0 as usize]);
         nb.cmp(&na)
-            .then_with(|| c.texts[a.0 as usize].cmp(&c.texts[b.0 as usize]))
+            .then_with(|| c.text(a.0).cmp(c.text(b.0)))
             .then(a.1.cmp(&b.1))
     });
     rels.sort_unstable_by(|a, b| {
