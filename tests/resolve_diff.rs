@@ -18,7 +18,7 @@ use elsx::repo::{primary, repomd};
 use elsx::resolve::{Pool, Request, dep::Dep};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const BIG: &[&str] = &["gnome-core", "kde-full", "libreoffice", "texlive-full"];
 
@@ -29,18 +29,11 @@ const BIG: &[&str] = &["gnome-core", "kde-full", "libreoffice", "texlive-full"];
 /// libpulse0 suggests pulseaudio, adduser suggests cron), which needs primary's
 /// `<rpm:suggests>` and `<rpm:enhances>`.
 ///
-/// The three below install recommended packages in another order than testsolv, and the order
-/// decides between alternatives that conflict (jackd1 or jackd2, systemd or libelogind0).
-/// libsolv walks a package's recommends in the order of its `.solv` file, where `repo_write`
-/// sorts every dependency array by the file's new ids: names before versioned and rich
-/// dependencies, each by how often the repository uses it (descending), names of equal use by
-/// text, the others by first appearance. The use counts include the source package names and
-/// groups of all packages, which elsx's pool does not keep; elsx walks them in primary's order.
-const KNOWN_DIFFERENT: &[&str] = &[
-    "kiwi-dracut-live (recommends)",
-    "linux-image-6.1.0-47-amd64-unsigned (recommends)",
-    "multimedia-jack (recommends)",
-];
+/// Three jobs with weak dependencies (kiwi-dracut-live, linux-image-6.1.0-47-amd64-unsigned,
+/// multimedia-jack) used to be here: the order of a package's recommends decides between
+/// alternatives that conflict (jackd1 or jackd2, systemd or libelogind0), and libsolv walks
+/// them in its `.solv` file's order (`resolve::solvorder`), which elsx now follows.
+const KNOWN_DIFFERENT: &[&str] = &[];
 
 fn data() -> Option<PathBuf> {
     let Some(dir) = std::env::var_os("ELSX_DATA") else {
@@ -145,6 +138,96 @@ fn testsolv(solv: &Path, jobs: &[(String, bool)], dir: &Path) -> Vec<Answer> {
     answers
 }
 
+/// primary.xml converted by `rpmmd2solv` into `dir/debian.solv`.
+fn to_solv(xml: &[u8], dir: &Path) -> PathBuf {
+    let solv = dir.join("debian.solv");
+    support::rpmmd2solv(xml, &solv);
+    solv
+}
+
+/// How `dumpsolv` prints a dependency: an or-list `(a or b)` as `a | b`, `<` and `>` as `<<`
+/// and `>>`.
+fn libsolv_text(dep: &str) -> String {
+    let dep = dep.replace(" < ", " << ").replace(" > ", " >> ");
+    match dep.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
+        Some(inner) if !inner.contains(['(', ')']) && inner.contains(" or ") => {
+            inner.replace(" or ", " | ")
+        }
+        _ => dep,
+    }
+}
+
+/// Every package's recommends in the order libsolv tries them: the order `dumpsolv` lists
+/// them in from the `.solv` file that `rpmmd2solv` wrote.
+#[test]
+fn recommends_in_libsolv_order_on_debian() {
+    let Some(repo) = data() else { return };
+    support::require_tools(&["dumpsolv", "rpmmd2solv"]);
+    let xml = primary_xml(&repo);
+    let tmp = tempfile::tempdir().unwrap();
+    let solv = to_solv(&xml, tmp.path());
+    let out = Command::new("dumpsolv")
+        .arg(&solv)
+        .output()
+        .expect("running dumpsolv");
+    assert!(out.status.success(), "dumpsolv failed");
+    // name-evr.arch -> recommends, as dumpsolv prints them
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut theirs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let (mut name, mut arch, mut evr) = (String::new(), String::new(), String::new());
+    // a solvable's name, arch and evr come before its dependencies
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some(v) = line.strip_prefix("solvable:name: ") {
+            name = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("solvable:arch: ") {
+            arch = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("solvable:evr: ") {
+            evr = v.to_owned();
+        } else if line == "solvable:recommends:" {
+            let mut v = Vec::new();
+            while let Some(dep) = lines.peek().and_then(|l| l.strip_prefix("  ")) {
+                v.push(dep.to_owned());
+                lines.next();
+            }
+            theirs.insert(format!("{name}-{evr}.{arch}"), v);
+        }
+    }
+    let pkgs = primary::parse(&xml, "primary.xml").unwrap();
+    let pool = Pool::new(vec![("debian".into(), 99, pkgs)], "x86_64");
+    let d = pool.data();
+    let (mut checked, mut wrong) = (0, Vec::new());
+    for p in 0..pool.len() {
+        let ours: Vec<String> = pool
+            .recommends_in_solv_order(p)
+            .iter()
+            .map(|&x| libsolv_text(&d.dep(x).to_string()))
+            .collect();
+        if ours.len() < 2 {
+            continue;
+        }
+        checked += 1;
+        let key = format!("{}-{}.{}", d.name(p), d.evr(p), d.arch(p));
+        if theirs.get(&key) != Some(&ours) {
+            wrong.push(format!(
+                "{key}: ours {ours:?}, libsolv {:?}",
+                theirs.get(&key)
+            ));
+        }
+    }
+    eprintln!(
+        "resolve_diff: {checked} packages with two or more recommends, {} in another order",
+        wrong.len()
+    );
+    assert!(checked > 1000, "only {checked} packages checked");
+    assert!(
+        wrong.is_empty(),
+        "{} differ, first: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+}
+
 /// The jobs: the big sets, then names at a fixed stride over the sorted package names.
 fn pick_jobs(pool: &Pool, count: usize) -> Vec<String> {
     let names: BTreeSet<&str> = (0..pool.len()).map(|p| pool.name(p)).collect();
@@ -171,17 +254,7 @@ fn agrees_with_testsolv_on_debian() {
         .unwrap_or(if cfg!(debug_assertions) { 8 } else { 400 });
     let xml = primary_xml(&repo);
     let tmp = tempfile::tempdir().unwrap();
-    let solv = tmp.path().join("debian.solv");
-    let mut child = Command::new("rpmmd2solv")
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&solv).unwrap())
-        .spawn()
-        .expect("running rpmmd2solv");
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(&xml).unwrap();
-    }
-    assert!(child.wait().unwrap().success(), "rpmmd2solv failed");
+    let solv = to_solv(&xml, tmp.path());
 
     let t0 = std::time::Instant::now();
     let pkgs = primary::parse(&xml, "primary.xml").unwrap();

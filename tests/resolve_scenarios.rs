@@ -11,7 +11,7 @@ use elsx::repo::{primary, repomd};
 use elsx::resolve::{Pool, Request, dep::Dep};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,16 +107,7 @@ fn nevra(p: &primary::Package) -> String {
 /// testsolv's answer: the install set, or `None` when it reports a problem.
 fn testsolv(xml: &[u8], sc: &Scenario, dir: &Path) -> Option<BTreeSet<String>> {
     let solv = dir.join("repo.solv");
-    let mut child = Command::new("rpmmd2solv")
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&solv).unwrap())
-        .spawn()
-        .expect("running rpmmd2solv");
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(xml).unwrap();
-    }
-    assert!(child.wait().unwrap().success());
+    support::rpmmd2solv(xml, &solv);
     let mut t = String::from("repo scenario 99 solv repo.solv\nsystem x86_64 rpm\n");
     if !sc.recommends {
         t.push_str("solverflags ignorerecommended\n");

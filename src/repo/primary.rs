@@ -30,6 +30,13 @@ pub struct Package {
     pub enhances: Vec<Dep>,
     /// The file list primary.xml carries (binaries, /etc, ...), used for file dependencies.
     pub files: Vec<String>,
+    /// The source package's name when it differs from the package's (from `<rpm:sourcerpm>`,
+    /// as libsolv's `repodata_set_sourcepkg` reads it) and `<rpm:group>`: strings libsolv's
+    /// `.solv` writer counts when it orders dependencies (see `resolve::solvorder`).
+    #[serde(skip)]
+    pub source_name: Option<String>,
+    #[serde(skip)]
+    pub group: Option<String>,
 }
 
 impl Package {
@@ -51,6 +58,8 @@ impl Package {
             suggests: Vec::new(),
             enhances: Vec::new(),
             files: Vec::new(),
+            source_name: None,
+            group: None,
         }
     }
 
@@ -442,10 +451,18 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
                             })?
                         }
                         "file" => p.files.push(buf.trim().to_owned()),
+                        "sourcerpm" => p.source_name = Some(buf.trim().to_owned()),
+                        "group" => p.group = Some(buf.trim().to_owned()).filter(|g| !g.is_empty()),
                         "provides" | "requires" | "conflicts" | "obsoletes" | "recommends"
                         | "supplements" | "suggests" | "enhances" => list = None,
                         "package" => {
-                            let p = pkg.take().unwrap();
+                            let mut p = pkg.take().unwrap();
+                            p.source_name = p
+                                .source_name
+                                .as_deref()
+                                .and_then(source_name)
+                                .filter(|s| *s != p.name)
+                                .map(str::to_owned);
                             if p.name.is_empty()
                                 || p.location.is_empty()
                                 || p.checksum.hex.is_empty()
@@ -472,6 +489,16 @@ fn parse_piece(s: &str, base: usize, file: &str) -> Result<Vec<Package>, XmlErro
         }
     }
     Ok(out)
+}
+
+/// The name part of a source rpm's file name `name-version-release.arch.rpm`, as libsolv's
+/// `repodata_set_sourcepkg` takes it (None when it is not of that form).
+fn source_name(rpm: &str) -> Option<&str> {
+    let rest = rpm.strip_suffix(".rpm")?;
+    let (nvr, _arch) = rest.rsplit_once('.')?;
+    let (nv, _rel) = nvr.rsplit_once('-')?;
+    let (name, _ver) = nv.rsplit_once('-')?;
+    (!name.is_empty()).then_some(name)
 }
 
 fn empty_package() -> Package {
@@ -533,6 +560,15 @@ mod tests {
         }
         s.push_str("</metadata>\n");
         s
+    }
+
+    #[test]
+    fn source_names_as_libsolv_reads_them() {
+        assert_eq!(source_name("gcc13-13.2.1-1.1.src.rpm"), Some("gcc13"));
+        assert_eq!(source_name("a-b-c-1.0-2.nosrc.rpm"), Some("a-b-c"));
+        assert_eq!(source_name("foo-1.0.src.rpm"), None);
+        assert_eq!(source_name("foo-1.0-1.src"), None);
+        assert_eq!(source_name("-1.0-1.src.rpm"), None);
     }
 
     #[test]

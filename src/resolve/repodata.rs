@@ -22,6 +22,9 @@
 //!                 provides that name, in package order
 //! name_off, names per string id, the packages of that name, in package order
 //! file_wants      file dependencies nothing here provides (string ids, in text order)
+//! solv_strs       2 words per package: its source package's name when that differs from
+//!                 its own, and its group (string ids, NONE: none), which libsolv's `.solv`
+//!                 writer counts when it orders dependencies
 //! ```
 //!
 //! Contract: [`RepoData::from_body`] accepts only what [`RepoData::encode_body`] wrote for the same key
@@ -76,6 +79,8 @@ pub struct RepoData {
     /// File dependencies (string ids, sorted by text) that no package here provides, by a
     /// provide or a primary file: what filelists.xml would be read for.
     file_wants: Arr<u32>,
+    /// Per package: source name (if not its own) and group, string ids or NONE.
+    solv_strs: Arr<u32>,
 }
 
 /// An array of the arena: built in memory, or a view into a mapped cache entry (used in
@@ -227,6 +232,7 @@ impl Merger {
             ]);
         }
         d.sizes.v().extend_from_slice(&part.sizes);
+        d.solv_strs.v().extend(part.solv_strs.iter().map(|&i| m(i)));
         for p in 0..part.len() {
             for k in 0..LISTS {
                 d.lists.v().push(d.items.len() as u32);
@@ -426,6 +432,11 @@ impl RepoData {
                 ALGOS.iter().position(|&a| a == p.checksum.algo).unwrap() as u32,
             ]);
             d.sizes.v().push(p.size);
+            for s in [&p.source_name, &p.group] {
+                d.solv_strs
+                    .v()
+                    .push(s.as_deref().map_or(NONE, |s| st.id(s)));
+            }
             for list in [
                 &p.provides,
                 &p.requires,
@@ -767,13 +778,40 @@ impl RepoData {
                 .iter()
                 .map(|&f| self.str(f).to_owned())
                 .collect(),
+            source_name: self.solv_str(p, 0).map(str::to_owned),
+            group: self.solv_str(p, 1).map(str::to_owned),
         }
+    }
+
+    fn solv_str(&self, p: usize, i: usize) -> Option<&str> {
+        let s = self.solv_strs[p * 2 + i];
+        (s != NONE).then(|| self.str(s))
+    }
+
+    /// The string ids of package `p`'s source name (when not its own) and group, or NONE.
+    pub fn solv_strs(&self, p: usize) -> [u32; 2] {
+        [self.solv_strs[p * 2], self.solv_strs[p * 2 + 1]]
+    }
+
+    /// How many strings the arena has.
+    pub fn str_count(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// How many dependency records the arena has.
+    pub fn dep_count(&self) -> usize {
+        self.deps.len() / DEP
+    }
+
+    /// The raw record of dependency `d`: name, comparison, epoch+1, version, release.
+    pub fn dep_record(&self, d: u32) -> &[u32] {
+        &self.deps[d as usize * DEP..d as usize * DEP + DEP]
     }
 
     // ---- the cache format -------------------------------------------------------------------
 
     /// The u32 arrays in file order.
-    fn u32_sections(&self) -> [&Arr<u32>; 11] {
+    fn u32_sections(&self) -> [&Arr<u32>; 12] {
         [
             &self.ends,
             &self.slots,
@@ -786,6 +824,7 @@ impl RepoData {
             &self.name_off,
             &self.names,
             &self.file_wants,
+            &self.solv_strs,
         ]
     }
 
@@ -858,8 +897,8 @@ impl RepoData {
         let blob = src.arr::<u8>(b, n);
         let (z, n) = section(8)?;
         let sizes = src.arr::<u64>(z, n);
-        let mut secs = Vec::with_capacity(11);
-        for _ in 0..11 {
+        let mut secs = Vec::with_capacity(12);
+        for _ in 0..12 {
             let (w, n) = section(4)?;
             secs.push(src.arr::<u32>(w, n));
         }
@@ -881,6 +920,7 @@ impl RepoData {
             name_off: next(),
             names: next(),
             file_wants: next(),
+            solv_strs: next(),
             sizes,
         };
         d.check()?;
@@ -919,7 +959,11 @@ impl RepoData {
             return bad("bad hash table");
         }
         let n = self.sizes.len();
-        if self.pkgs.len() != n * PKG || self.lists.len() != n * LISTS + 1 {
+        if self.pkgs.len() != n * PKG
+            || self.lists.len() != n * LISTS + 1
+            || self.solv_strs.len() != n * 2
+            || !below_or_none(&self.solv_strs, nstr)
+        {
             return bad("bad package table");
         }
         let mut ok = true;
@@ -1083,6 +1127,8 @@ mod tests {
             suggests: vec![Dep::parse("c >= 1")],
             enhances: vec![],
             files: vec!["/usr/bin/a".into()],
+            source_name: Some("a-src".into()),
+            group: Some("Tools".into()),
         };
         let mut b = a.clone();
         b.name = "b".into();

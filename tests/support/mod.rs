@@ -1041,3 +1041,14 @@ pub fn partition_bytes(image: &Path, p: &serde_json::Value) -> Vec<u8> {
     let size = p["size"].as_u64().unwrap() as usize * 512;
     all[start..start + size].to_vec()
 }
+
+/// Converts a primary.xml with libsolv's `rpmmd2solv` into the `.solv` file `solv`.
+pub fn rpmmd2solv(xml: &[u8], solv: &Path) {
+    let mut child = Command::new("rpmmd2solv")
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(solv).unwrap())
+        .spawn()
+        .expect("running rpmmd2solv");
+    child.stdin.take().unwrap().write_all(xml).unwrap();
+    assert!(child.wait().unwrap().success(), "rpmmd2solv failed");
+}
