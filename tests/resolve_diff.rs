@@ -15,7 +15,7 @@ mod support;
 
 use elsx::compress::Codec;
 use elsx::repo::{primary, repomd};
-use elsx::resolve::{Pool, Request, dep::Dep};
+use elsx::resolve::{Kind, Pool, Request, dep::Dep};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -198,8 +198,8 @@ fn recommends_in_libsolv_order_on_debian() {
     let d = pool.data();
     let (mut checked, mut wrong) = (0, Vec::new());
     for p in 0..pool.len() {
-        let ours: Vec<String> = pool
-            .recommends_in_solv_order(p)
+        let ours: Vec<String> = d
+            .deps(p, Kind::Recommends)
             .iter()
             .map(|&x| libsolv_text(&d.dep(x).to_string()))
             .collect();

@@ -229,6 +229,7 @@ pub fn load_packages(
         alias: def.alias.clone(),
         message: e.to_string(),
     })?;
+    crate::resolve::solvorder::order_recommends(&mut data);
     if let Err(e) = store::save(&f.cache, sum, &data) {
         tracing::warn!("repository {}: caching the parsed metadata: {e}", def.alias);
     }

@@ -22,7 +22,7 @@ use std::io::Write;
 
 const MAGIC: &[u8; 8] = b"ELSXPOOL";
 /// Bumped whenever the layout or the meaning of the arena changes.
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 const HEADER: usize = 24;
 
 /// Where the entry for a primary file with this checksum lives.

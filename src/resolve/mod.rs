@@ -11,7 +11,7 @@ pub mod evr;
 pub mod repodata;
 pub mod rules;
 mod solver;
-mod solvorder;
+pub mod solvorder;
 
 use crate::repo::primary::Package;
 use dep::{Dep, Range};
@@ -36,8 +36,6 @@ pub struct Pool {
     /// Alias, priority and first package of each repository, in order.
     repos: Vec<(String, u32, usize)>,
     considered: Vec<bool>,
-    /// libsolv's order of recommendations ([`solvorder`]), computed when first asked.
-    solv_rank: std::sync::OnceLock<Vec<u32>>,
 }
 
 /// The architectures a host architecture installs (never i586/i686 on x86_64).
@@ -73,12 +71,17 @@ pub struct Request {
 }
 
 impl Pool {
-    /// Builds a pool from repositories' parsed packages (see [`Pool::from_data`]).
+    /// Builds a pool from repositories' parsed packages (see [`Pool::from_data`]), their
+    /// recommendations put in libsolv's order as a parsed repository's are.
     pub fn new(repos: Vec<(String, u32, Vec<Package>)>, arch: &str) -> Pool {
         Pool::from_data(
             repos
                 .into_iter()
-                .map(|(a, p, pkgs)| (a, p, RepoData::from_packages(&pkgs)))
+                .map(|(a, p, pkgs)| {
+                    let mut d = RepoData::from_packages(&pkgs);
+                    solvorder::order_recommends(&mut d);
+                    (a, p, d)
+                })
                 .collect(),
             arch,
         )
@@ -110,7 +113,6 @@ impl Pool {
             data,
             repos: meta,
             considered,
-            solv_rank: std::sync::OnceLock::new(),
         }
     }
 
@@ -158,20 +160,6 @@ impl Pool {
 
     pub fn evr(&self, p: usize) -> EvrRef<'_> {
         self.data.evr(p)
-    }
-
-    /// Package `p`'s recommendations in the order libsolv tries them (its `.solv` file's).
-    pub fn recommends_in_solv_order(&self, p: usize) -> Vec<u32> {
-        let mut v = self.data.deps(p, Kind::Recommends).to_vec();
-        if v.len() > 1 {
-            let rank = self.solv_rank.get_or_init(|| {
-                let ends = self.repos.iter().skip(1).map(|r| r.2).chain([self.len()]);
-                let ranges: Vec<_> = self.repos.iter().zip(ends).map(|(r, e)| r.2..e).collect();
-                solvorder::recommends_rank(&self.data, &ranges)
-            });
-            v.sort_by_key(|&d| rank[d as usize]);
-        }
-        v
     }
 
     pub fn deps(&self, p: usize, k: Kind) -> &[u32] {

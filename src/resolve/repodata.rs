@@ -693,6 +693,21 @@ impl RepoData {
         &self.items[a..b]
     }
 
+    /// Sorts every package's recommendations by `rank` (a rank per dependency id; ties keep
+    /// their order). The arena must be one built in memory, not a mapped cache entry.
+    pub fn sort_recommends(&mut self, rank: &[u32]) {
+        let bounds: Vec<(usize, usize)> = (0..self.len())
+            .map(|p| self.list_bounds(p, Kind::Recommends as usize))
+            .filter(|(a, b)| b - a > 1)
+            .collect();
+        let Arr::Own(items) = &mut self.items else {
+            panic!("sort_recommends on a mapped arena");
+        };
+        for (a, b) in bounds {
+            items[a..b].sort_by_key(|&d| rank[d as usize]);
+        }
+    }
+
     /// A package's dependencies of one kind (dependency ids).
     pub fn deps(&self, p: usize, k: Kind) -> &[u32] {
         self.list(p, k as usize)

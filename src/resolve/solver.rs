@@ -939,7 +939,8 @@ impl<'p> Solver<'p> {
             if l < 0 || self.installed[var(l)] {
                 continue;
             }
-            for d in pool.recommends_in_solv_order(var(l)) {
+            // in libsolv's order: the arena's lists are (`solvorder`)
+            for &d in pool.deps(var(l), Kind::Recommends) {
                 let mut cand = Vec::new();
                 self.recommended_candidates(d, Some(&best), &mut cand);
                 if cand.is_empty() {

@@ -12,7 +12,8 @@
 //!
 //! `tests/resolve_diff.rs` checks the result against `dumpsolv` on the whole Debian repository.
 //!
-//! Computed per repository (each is its own `.solv`), only when recommendations are on.
+//! Applied per repository (each is its own `.solv`) when its primary.xml is parsed, before the
+//! parsed metadata is cached, so a warm resolve reads the lists in that order as they are.
 
 use super::dep::Cmp;
 use super::repodata::{KINDS, Kind, NONE, RepoData};
@@ -29,14 +30,20 @@ const KIND_LIST: [Kind; KINDS] = [
     Kind::Enhances,
 ];
 
+/// Puts every package's recommendations of one repository's arena (as parsed from its
+/// primary.xml, in primary's order) into libsolv's order. Done once, before the arena is
+/// cached, so resolving never pays for it; the order depends on primary's, so it is not
+/// applied twice.
+pub fn order_recommends(d: &mut RepoData) {
+    let rank = recommends_rank(d, 0..d.len());
+    d.sort_recommends(&rank);
+}
+
 /// A rank per dependency id (lower: earlier in libsolv's order) for the dependencies that
-/// appear in a recommends list of two or more; `NONE` for the others. `repos` are the
-/// repositories' package ranges.
-pub fn recommends_rank(d: &RepoData, repos: &[std::ops::Range<usize>]) -> Vec<u32> {
+/// appear in a recommends list of two or more; `NONE` for the others.
+fn recommends_rank(d: &RepoData, pkgs: std::ops::Range<usize>) -> Vec<u32> {
     let mut rank = vec![NONE; d.dep_count()];
-    for r in repos {
-        rank_repo(d, r.clone(), &mut rank);
-    }
+    rank_repo(d, pkgs, &mut rank);
     rank
 }
 
