@@ -381,11 +381,19 @@ fn whiteouts_are_dropped() {
             ["usr/share/kept", "usr/share/null"],
             "{level}"
         );
-        // (--out writes no device nodes.)
+        // --out writes the device (as root, which this part runs as), never the whiteout
         assert_eq!(
             dir_entries(&out),
-            ["usr", "usr/share", "usr/share/kept"],
+            ["usr", "usr/share", "usr/share/kept", "usr/share/null"],
             "{level}"
+        );
+        let null = std::fs::symlink_metadata(out.join("usr/share/null")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &null.file_type()
+        ));
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::rdev(&null),
+            libc::makedev(1, 3)
         );
     }
 }
