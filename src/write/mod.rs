@@ -70,6 +70,19 @@ impl Staged {
     }
 }
 
+/// Runs `write` on a 1 MiB buffer over `out` and flushes it, as each writer's `write` does;
+/// `what` names the image in a flush error.
+fn buffered<T>(
+    out: &mut std::fs::File,
+    what: &str,
+    write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> Result<T, WriteError>,
+) -> Result<T, WriteError> {
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+    let done = write(&mut w)?;
+    std::io::Write::flush(&mut w).map_err(|e| io_error(Path::new(what), e))?;
+    Ok(done)
+}
+
 fn io_error(path: &Path, source: std::io::Error) -> WriteError {
     WriteError::Io {
         path: path.display().to_string(),

@@ -94,10 +94,7 @@ pub fn write(
     cache: Option<&BlockCache>,
     out: &mut std::fs::File,
 ) -> Result<(u64, BlockStats), WriteError> {
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    let done = write_cached(t, opts, cache, &mut w)?;
-    w.flush().map_err(io_error)?;
-    Ok(done)
+    super::buffered(out, "squashfs image", |w| write_cached(t, opts, cache, w))
 }
 
 /// Writes `t` as a squashfs image into any seekable writer from its current position; returns
